@@ -1,0 +1,404 @@
+/**
+ * The engine's only door to a Kubernetes API server: exactly the calls the
+ * reconciliation needs, as typed projections of the objects, with
+ * - every HTTP request counted by verb (the report's request figures),
+ * - 429, 5xx and connection failures retried with backoff, honouring
+ *   Retry-After, a bounded number of times,
+ * - failures mapped once, by status code, to {@link KubeApiError},
+ * - one field manager on every write.
+ *
+ * Clock and sleep are injected so tests can drive the retry timing.
+ */
+import {
+  ApiException,
+  CoreV1Api,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Namespace,
+  type V1Secret,
+  type V1ServiceAccount,
+} from '@kubernetes/client-node';
+import { KubeApiError } from './errors.ts';
+import type { NamespaceInfo } from './namespaces.ts';
+import { FIELD_MANAGER } from './ownership.ts';
+
+export type { NamespaceInfo };
+
+export type SecretInfo = {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly resourceVersion: string;
+  readonly type: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** Base64 values as the API returns them. */
+  readonly data: Readonly<Record<string, string>>;
+};
+
+export type ServiceAccountInfo = {
+  readonly namespace: string;
+  readonly name: string;
+  readonly resourceVersion: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly imagePullSecrets: readonly string[];
+};
+
+/** The body of a secret we write: name, marks, type and data. */
+export type SecretManifest = {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly type: string;
+  readonly data: Readonly<Record<string, string>>;
+};
+
+export const VERBS = ['list', 'get', 'create', 'patch', 'delete'] as const;
+export type Verb = (typeof VERBS)[number];
+
+export type RequestStats = { total: number; retries: number; byVerb: Record<Verb, number> };
+
+export type RetryPolicy = {
+  /** Retries after the first attempt, for 429, 5xx and connection failures. */
+  readonly maxRetries: number;
+  /** First backoff delay; doubles each retry, with jitter, capped at `maxDelayMs`. */
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+  /** Retry-After above this is capped to it (a server asking for minutes would stall the run). */
+  readonly maxRetryAfterMs: number;
+};
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxRetries: 5,
+  baseDelayMs: 200,
+  maxDelayMs: 5000,
+  maxRetryAfterMs: 30_000,
+};
+
+export type KubeClientOptions = {
+  readonly retry?: Partial<RetryPolicy>;
+  readonly pageSize?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly random?: () => number;
+};
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+function strings(record: { [key: string]: string } | undefined): Record<string, string> {
+  return record ? { ...record } : {};
+}
+
+function toNamespace(ns: V1Namespace): NamespaceInfo {
+  return {
+    name: ns.metadata?.name ?? '',
+    labels: strings(ns.metadata?.labels),
+    annotations: strings(ns.metadata?.annotations),
+    terminating: ns.status?.phase === 'Terminating' || ns.metadata?.deletionTimestamp !== undefined,
+  };
+}
+
+function toSecret(secret: V1Secret): SecretInfo {
+  return {
+    namespace: secret.metadata?.namespace ?? '',
+    name: secret.metadata?.name ?? '',
+    uid: secret.metadata?.uid ?? '',
+    resourceVersion: secret.metadata?.resourceVersion ?? '',
+    type: secret.type ?? 'Opaque',
+    labels: strings(secret.metadata?.labels),
+    annotations: strings(secret.metadata?.annotations),
+    data: strings(secret.data),
+  };
+}
+
+function toServiceAccount(sa: V1ServiceAccount): ServiceAccountInfo {
+  return {
+    namespace: sa.metadata?.namespace ?? '',
+    name: sa.metadata?.name ?? '',
+    resourceVersion: sa.metadata?.resourceVersion ?? '',
+    annotations: strings(sa.metadata?.annotations),
+    imagePullSecrets: (sa.imagePullSecrets ?? []).map((ref) => ref.name ?? ''),
+  };
+}
+
+/** Reads the Status reason from an ApiException body, which the client leaves as raw text. */
+function statusReason(body: unknown): { reason: string; message: string } {
+  let parsed: unknown = body;
+  if (typeof body === 'string') {
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return { reason: '', message: '' };
+    }
+  }
+  const status = (parsed ?? {}) as { reason?: unknown; message?: unknown };
+  return {
+    reason: typeof status.reason === 'string' ? status.reason : '',
+    message: typeof status.message === 'string' ? status.message : '',
+  };
+}
+
+const REASON_BY_STATUS: Record<number, string> = {
+  400: 'BadRequest',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  409: 'Conflict',
+  410: 'Expired',
+  422: 'Invalid',
+  429: 'TooManyRequests',
+  500: 'InternalError',
+  503: 'ServiceUnavailable',
+  504: 'Timeout',
+};
+
+/**
+ * Maps anything the client throws to a KubeApiError. `what` names the call
+ * (`create secret team-a/regcred`); the message never includes a request body.
+ */
+export function toKubeApiError(error: unknown, what: string): KubeApiError {
+  if (error instanceof KubeApiError) return error;
+  if (error instanceof ApiException) {
+    const status = error.code;
+    const { reason, message } = statusReason(error.body);
+    const retryAfter = Number.parseInt(error.headers?.['retry-after'] ?? '', 10);
+    return new KubeApiError(
+      `${what}: ${status} ${reason || REASON_BY_STATUS[status] || 'error'}${message ? `: ${message}` : ''}`,
+      {
+        status,
+        reason: reason || REASON_BY_STATUS[status] || `Status${status}`,
+        retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : undefined,
+      },
+      { cause: error },
+    );
+  }
+  const code =
+    (error as { code?: unknown; cause?: { code?: unknown } }).cause?.code ??
+    (error as { code?: unknown }).code;
+  const detail = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error);
+  return new KubeApiError(
+    `${what}: no response (${detail})`,
+    { status: 0, reason: 'Unreachable' },
+    { cause: error },
+  );
+}
+
+function retryable(error: KubeApiError): boolean {
+  return error.status === 0 || error.status === 429 || error.status >= 500;
+}
+
+export function isNotFound(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 404;
+}
+
+export function isConflict(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 409;
+}
+
+/** The calls the engine makes, and the requests they cost. */
+export class KubeClient {
+  readonly stats: RequestStats = {
+    total: 0,
+    retries: 0,
+    byVerb: { list: 0, get: 0, create: 0, patch: 0, delete: 0 },
+  };
+  readonly #api: CoreV1Api;
+  readonly #retry: RetryPolicy;
+  readonly #pageSize: number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #random: () => number;
+
+  constructor(kubeConfig: KubeConfig, options: KubeClientOptions = {}) {
+    this.#api = kubeConfig.makeApiClient(CoreV1Api);
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#pageSize = options.pageSize ?? 500;
+    this.#sleep = options.sleep ?? defaultSleep;
+    this.#random = options.random ?? Math.random;
+  }
+
+  async #call<T>(verb: Verb, what: string, request: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      this.stats.total++;
+      this.stats.byVerb[verb]++;
+      try {
+        return await request();
+      } catch (thrown) {
+        const error = toKubeApiError(thrown, what);
+        if (!retryable(error) || attempt >= this.#retry.maxRetries) throw error;
+        this.stats.retries++;
+        await this.#sleep(this.#delay(attempt, error));
+      }
+    }
+  }
+
+  #delay(attempt: number, error: KubeApiError): number {
+    if (error.retryAfterSeconds !== undefined) {
+      return Math.min(error.retryAfterSeconds * 1000, this.#retry.maxRetryAfterMs);
+    }
+    const exponential = Math.min(this.#retry.baseDelayMs * 2 ** attempt, this.#retry.maxDelayMs);
+    return exponential / 2 + (this.#random() * exponential) / 2;
+  }
+
+  async #listAll<T, R>(
+    what: string,
+    page: (cont: string | undefined) => Promise<{ items: T[]; metadata?: { _continue?: string } }>,
+    map: (item: T) => R,
+  ): Promise<R[]> {
+    const out: R[] = [];
+    let cont: string | undefined;
+    do {
+      const result = await this.#call('list', what, () => page(cont));
+      for (const item of result.items) out.push(map(item));
+      cont = result.metadata?._continue || undefined;
+    } while (cont);
+    return out;
+  }
+
+  listNamespaces(): Promise<NamespaceInfo[]> {
+    return this.#listAll(
+      'list namespaces',
+      (cont) => this.#api.listNamespace({ limit: this.#pageSize, _continue: cont }),
+      toNamespace,
+    );
+  }
+
+  /** All secrets called `name`, in every namespace: the one list RBAC lets us make by name. */
+  listSecretsNamed(name: string): Promise<SecretInfo[]> {
+    return this.#listAll(
+      `list secrets named ${name}`,
+      (cont) =>
+        this.#api.listSecretForAllNamespaces({
+          fieldSelector: `metadata.name=${name}`,
+          limit: this.#pageSize,
+          _continue: cont,
+        }),
+      toSecret,
+    );
+  }
+
+  /** Service accounts in every namespace, or only those called `name`. */
+  listServiceAccounts(name?: string): Promise<ServiceAccountInfo[]> {
+    return this.#listAll(
+      name ? `list service accounts named ${name}` : 'list service accounts',
+      (cont) =>
+        this.#api.listServiceAccountForAllNamespaces({
+          fieldSelector: name ? `metadata.name=${name}` : undefined,
+          limit: this.#pageSize,
+          _continue: cont,
+        }),
+      toServiceAccount,
+    );
+  }
+
+  listNamespacedServiceAccounts(namespace: string): Promise<ServiceAccountInfo[]> {
+    return this.#listAll(
+      `list service accounts in ${namespace}`,
+      (cont) => this.#api.listNamespacedServiceAccount({ namespace, limit: this.#pageSize, _continue: cont }),
+      toServiceAccount,
+    );
+  }
+
+  /** The secret, or undefined when it does not exist. */
+  async readSecret(namespace: string, name: string): Promise<SecretInfo | undefined> {
+    try {
+      return toSecret(
+        await this.#call('get', `get secret ${namespace}/${name}`, () =>
+          this.#api.readNamespacedSecret({ name, namespace }),
+        ),
+      );
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async readServiceAccount(namespace: string, name: string): Promise<ServiceAccountInfo | undefined> {
+    try {
+      return toServiceAccount(
+        await this.#call('get', `get service account ${namespace}/${name}`, () =>
+          this.#api.readNamespacedServiceAccount({ name, namespace }),
+        ),
+      );
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async createSecret(namespace: string, manifest: SecretManifest): Promise<SecretInfo> {
+    const body: V1Secret = {
+      metadata: {
+        name: manifest.name,
+        namespace,
+        labels: { ...manifest.labels },
+        annotations: { ...manifest.annotations },
+      },
+      type: manifest.type,
+      data: { ...manifest.data },
+    };
+    return toSecret(
+      await this.#call('create', `create secret ${namespace}/${manifest.name}`, () =>
+        this.#api.createNamespacedSecret({ namespace, body, fieldManager: FIELD_MANAGER }),
+      ),
+    );
+  }
+
+  /**
+   * Merge-patches our labels, annotations and data into an existing secret,
+   * guarded by `resourceVersion` (409 Conflict when it changed). Keys others
+   * set are kept; the object, and its UID, stay the same.
+   */
+  async patchSecret(
+    namespace: string,
+    manifest: SecretManifest,
+    resourceVersion: string,
+  ): Promise<SecretInfo> {
+    const body = {
+      metadata: { resourceVersion, labels: manifest.labels, annotations: manifest.annotations },
+      data: manifest.data,
+    };
+    return toSecret(
+      await this.#call('patch', `update secret ${namespace}/${manifest.name}`, () =>
+        this.#api.patchNamespacedSecret(
+          { name: manifest.name, namespace, body, fieldManager: FIELD_MANAGER },
+          mergePatch,
+        ),
+      ),
+    );
+  }
+
+  /** Deletes a secret only if it is still the object we observed (uid and resourceVersion). */
+  async deleteSecret(namespace: string, name: string, uid: string, resourceVersion: string): Promise<void> {
+    await this.#call('delete', `delete secret ${namespace}/${name}`, () =>
+      this.#api.deleteNamespacedSecret({
+        name,
+        namespace,
+        body: { preconditions: { uid, resourceVersion } },
+      }),
+    );
+  }
+
+  /**
+   * Replaces a service account's `imagePullSecrets` with `names`, guarded by
+   * `resourceVersion`: the list is atomic in the API, so the caller computes
+   * it from the object it read, and a 409 means someone else wrote first.
+   */
+  async setImagePullSecrets(
+    namespace: string,
+    name: string,
+    names: readonly string[],
+    resourceVersion: string,
+  ): Promise<ServiceAccountInfo> {
+    const body = { metadata: { resourceVersion }, imagePullSecrets: names.map((n) => ({ name: n })) };
+    return toServiceAccount(
+      await this.#call('patch', `patch service account ${namespace}/${name}`, () =>
+        this.#api.patchNamespacedServiceAccount(
+          { name, namespace, body, fieldManager: FIELD_MANAGER },
+          mergePatch,
+        ),
+      ),
+    );
+  }
+}
