@@ -178,7 +178,7 @@ describe('reconciliation against a real API server, as the restricted identity',
     for (const ns of names) {
       const refs = await pullSecrets(ns);
       assert.equal(refs.filter((r) => r === 'cred-d1').length, 1, `${ns}: ours exactly once in ${refs}`);
-      const theirs = refs.filter((r) => r.startsWith('theirs-'));
+      const theirs = refs.filter((r) => r?.startsWith('theirs-'));
       assert.ok(
         theirs.length >= rounds - 1,
         `${ns}: the other writer's entries survive (${theirs.length} of ${rounds})`,
