@@ -177,16 +177,40 @@ export function toKubeApiError(error: unknown, what: string): KubeApiError {
   const code =
     (error as { code?: unknown; cause?: { code?: unknown } }).cause?.code ??
     (error as { code?: unknown }).code;
-  const detail = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error);
+  if (typeof code === 'string' && CONNECTION_ERRORS.has(code)) {
+    return new KubeApiError(
+      `${what}: no response (${code})`,
+      { status: 0, reason: 'Unreachable' },
+      { cause: error },
+    );
+  }
+  // Not a network failure (bad kubeconfig, TLS, auth plugin): retrying would not help.
+  const detail = error instanceof Error ? error.message : String(error);
   return new KubeApiError(
-    `${what}: no response (${detail})`,
-    { status: 0, reason: 'Unreachable' },
+    `${what}: request failed: ${detail}`,
+    { status: 0, reason: 'ClientError' },
     { cause: error },
   );
 }
 
+/** Connection failures worth retrying: the server restarting, a reset, a timeout. */
+const CONNECTION_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+
 function retryable(error: KubeApiError): boolean {
-  return error.status === 0 || error.status === 429 || error.status >= 500;
+  return error.reason === 'Unreachable' || error.status === 429 || error.status >= 500;
 }
 
 export function isNotFound(error: unknown): boolean {

@@ -317,6 +317,8 @@ export function plan(input: PlanInput): Action[] {
           actions.push({ ...base, mapping: mapping.name, kind: 'skip', reason: verdict.reason });
       }
       if (!existing || !isOurs(existing)) continue;
+      // A failed source means this secret name writes nothing this run, prunes included.
+      if (mappings.some((m) => active(m.name) && !m.content)) continue;
       const owner = existing.annotations[MAPPING_ANNOTATION] ?? '';
       const ownerMapping = mappings.find((m) => m.name === owner);
       const prune = ownerMapping

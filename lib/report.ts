@@ -162,7 +162,8 @@ export function buildReport(input: ReportInput): ClusterReport {
   return {
     cluster: input.cluster,
     dryRun: input.dryRun,
-    converged: input.errors.length === 0 && !trouble && notDone === 0,
+    // A dry run converged only when it would write nothing.
+    converged: input.errors.length === 0 && !trouble && notDone === 0 && !(input.dryRun && writes.length > 0),
     durationMs: input.finishedAt - input.startedAt,
     requests: input.requests,
     mappings,

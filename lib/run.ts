@@ -24,15 +24,21 @@ export type RunDeps = {
   readonly sleep?: ((ms: number) => Promise<void>) | undefined;
 };
 
-/** Whether a Secrets Manager id from an event (name or ARN) names the source `secretId`. */
+/**
+ * Whether a Secrets Manager id from an event (name or ARN) names the source
+ * `secretId`. A full ARN ends in "-" and 6 random characters that a name and a
+ * partial ARN lack; two full ARNs must be equal (a secret deleted and made
+ * again under its name has a new one).
+ */
 export function sameSecret(sourceId: string, eventId: string): boolean {
   if (sourceId === eventId) return true;
-  const name = (id: string) => {
-    const match = /^arn:[^:]+:secretsmanager:[^:]*:\d*:secret:(.+)$/.exec(id);
-    // An ARN's name carries a 6-character random suffix that the secret's name does not.
-    return match ? match[1]!.replace(/-[A-Za-z0-9]{6}$/, '') : id;
-  };
-  return name(sourceId) === name(eventId) && (!sourceId.startsWith('arn:') || !eventId.startsWith('arn:'));
+  const arn = (id: string) => /^(arn:[^:]+:secretsmanager:[^:]*:\d*:secret:)(.+)$/.exec(id);
+  const stripped = (name: string) => name.replace(/-[A-Za-z0-9]{6}$/, '');
+  const [a, b] = [arn(sourceId), arn(eventId)];
+  if (a && b) return a[1] === b[1] && (stripped(a[2]!) === b[2] || stripped(b[2]!) === a[2]);
+  if (a) return stripped(a[2]!) === eventId;
+  if (b) return stripped(b[2]!) === sourceId;
+  return false;
 }
 
 export type RunScope = {
