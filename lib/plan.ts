@@ -5,7 +5,7 @@
  * and every rule is tested with plain tables.
  */
 
-import type { NamespaceSelection } from './config.ts';
+import type { MappingConfig, NamespaceSelection } from './config.ts';
 import { isGlob, matchesAnyGlob } from './glob.ts';
 import type { NamespaceInfo, SecretInfo, SecretManifest, ServiceAccountInfo } from './kube.ts';
 import { isOptedOut, selectNamespace } from './namespaces.ts';
@@ -101,6 +101,19 @@ export type ServiceAccountChange = Base & {
 export type Report = Base & { readonly kind: 'noop' | 'conflict' | 'skip' | 'error' };
 
 export type Action = SecretWrite | SecretPatch | Prune | ServiceAccountChange | Report;
+
+/** A configured mapping with the content its source gave (undefined when the source failed). */
+export function desiredMapping(m: MappingConfig, content: DesiredContent | undefined): DesiredMapping {
+  return {
+    name: m.name,
+    secretName: m.secretName,
+    namespaces: m.namespaces,
+    serviceAccounts: m.serviceAccounts,
+    onConflict: m.onConflict,
+    prune: m.prune,
+    content,
+  };
+}
 
 /** Actions that write. */
 export function isWrite(action: Action): action is SecretWrite | SecretPatch | Prune | ServiceAccountChange {

@@ -8,7 +8,14 @@ import type { MappingConfig, Settings } from './config.ts';
 import { describeError } from './errors.ts';
 import type { KubeClient } from './kube.ts';
 import { observe, observeAllAccountsIn } from './observe.ts';
-import { type Action, type DesiredContent, type DesiredMapping, plan, pruneCandidates } from './plan.ts';
+import {
+  type Action,
+  type DesiredContent,
+  type DesiredMapping,
+  desiredMapping,
+  plan,
+  pruneCandidates,
+} from './plan.ts';
 import { buildReport, type ClusterReport } from './report.ts';
 
 export type ClusterRun = {
@@ -40,15 +47,7 @@ export async function reconcileCluster(run: ClusterRun): Promise<ClusterReport> 
       } catch (error) {
         mappingErrors.set(m.name, `${describeError(error)}; nothing written for this mapping`);
       }
-      return {
-        name: m.name,
-        secretName: m.secretName,
-        namespaces: m.namespaces,
-        serviceAccounts: m.serviceAccounts,
-        onConflict: m.onConflict,
-        prune: m.prune,
-        content,
-      };
+      return desiredMapping(m, content);
     }),
   );
 

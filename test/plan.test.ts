@@ -18,6 +18,7 @@ import {
   type DesiredContent,
   type DesiredMapping,
   desiredManifest,
+  desiredMapping,
   isOurs,
   isWrite,
   type Observed,
@@ -52,16 +53,7 @@ function mapping(
     { mappings: [{ secretName: 'regcred', source: { file: 'regcred.json' }, ...input }] },
     'test',
   );
-  const m = config.mappings[0]!;
-  return {
-    name: m.name,
-    secretName: m.secretName,
-    namespaces: m.namespaces,
-    serviceAccounts: m.serviceAccounts,
-    onConflict: m.onConflict,
-    prune: m.prune,
-    content: 'content' in loaded ? loaded.content : V1,
-  };
+  return desiredMapping(config.mappings[0]!, 'content' in loaded ? loaded.content : V1);
 }
 
 function namespace(name: string, extra: Partial<Omit<NamespaceInfo, 'name'>> = {}): NamespaceInfo {
