@@ -187,6 +187,18 @@ export function clusterMetrics(report: ClusterReport): Record<ClusterMetric, num
   };
 }
 
+/** A request's log fields: the trigger, the filters and the secret ids; never the event itself. */
+export function requestLogEntry(request: RunRequest): Record<string, unknown> {
+  return {
+    trigger: request.trigger,
+    dryRun: request.dryRun,
+    ...(request.clusters ? { clusters: request.clusters } : {}),
+    ...(request.mappings ? { mappings: request.mappings } : {}),
+    ...(request.namespaces ? { namespaces: request.namespaces } : {}),
+    ...(request.secretIds ? { secretIds: request.secretIds } : {}),
+  };
+}
+
 /** How many conflicts and namespace errors a log line lists before it only counts. */
 const LISTED = 20;
 
