@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { createAwsClients } from '../lib/aws-clients.ts';
 import { kubeConfigFor } from '../lib/clusters.ts';
 import { type ClusterConfig, type Config, loadConfig } from '../lib/config.ts';
 import { ClusterAccessError, ConfigError, describeError } from '../lib/errors.ts';
@@ -114,7 +114,6 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       io.stdout(renderRbac(config, values.group));
       return 0;
     }
-    const regions = new Map<string, SecretsManagerClient>();
     const reports = await run(
       config,
       {
@@ -126,15 +125,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       },
       {
         connect: connectLocal,
-        secretsManager: (region) => {
-          const key = region ?? '';
-          let client = regions.get(key);
-          if (!client) {
-            client = new SecretsManagerClient(region ? { region } : {});
-            regions.set(key, client);
-          }
-          return client;
-        },
+        secretsManager: createAwsClients().secretsManager,
         onProgress: progress(io),
       },
     );

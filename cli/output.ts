@@ -1,5 +1,5 @@
 /** What the CLI and the demo share: where output goes, progress, the report, the exit code. */
-import { type ClusterReport, renderTable } from '../lib/report.ts';
+import { type ClusterReport, clusterFailed, renderTable } from '../lib/report.ts';
 
 export type CliIo = {
   stdout: (text: string) => void;
@@ -29,8 +29,5 @@ export function printReports(
 }
 
 export function exitCode(reports: readonly ClusterReport[]): number {
-  const ok = reports.every((r) =>
-    r.dryRun ? r.errors.length === 0 && r.mappings.every((m) => m.errors.length === 0) : r.converged,
-  );
-  return ok ? 0 : 1;
+  return reports.some(clusterFailed) ? 1 : 0;
 }

@@ -12,7 +12,7 @@ import pLimit from 'p-limit';
 import type { ClusterConfig, Config, EksClusterConfig } from './config.ts';
 import { ClusterAccessError, DeadlineError, describeError, PatcherError } from './errors.ts';
 import { type ClusterPayload, type RunRequest, Trigger, toClusterPayload } from './events.ts';
-import { type ClusterReport, COUNTED, type CountName } from './report.ts';
+import { type ClusterReport, COUNTED, type CountName, clusterFailed } from './report.ts';
 import { scope } from './run.ts';
 
 // ---------------------------------------------------------------------------
@@ -93,15 +93,8 @@ export function lambdaConnect(
 // ---------------------------------------------------------------------------
 // Verdict
 
-/**
- * Whether a cluster's report counts as a failure: not converged (errors,
- * conflicts, or writes left undone), or, in a dry run, which plans and
- * writes nothing, any error.
- */
-export function clusterFailed(report: ClusterReport): boolean {
-  if (!report.dryRun) return !report.converged;
-  return report.errors.length > 0 || report.mappings.some((m) => m.counts.errors > 0);
-}
+/** Re-exported: the verdict lives with the report. */
+export { clusterFailed };
 
 /** Error code of {@link failureOf}. */
 export const CLUSTERS_FAILED = 'CLUSTERS_FAILED';

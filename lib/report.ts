@@ -5,7 +5,7 @@
  */
 import type { ActionResult } from './apply.ts';
 import type { RequestStats } from './kube.ts';
-import type { Action, ActionKind } from './plan.ts';
+import { type Action, type ActionKind, isWrite } from './plan.ts';
 
 export const COUNTED = {
   create: 'created',
@@ -122,7 +122,7 @@ export function buildReport(input: ReportInput): ClusterReport {
         report.conflicts.push({ namespace: action.namespace, reason: action.reason });
       if (action.kind === 'error') report.errors.push({ namespace: action.namespace, reason: action.reason });
       if (action.kind === 'skip') report.skipped[action.reason] = (report.skipped[action.reason] ?? 0) + 1;
-      if (input.dryRun && resultOf.size === 0 && isPlannedWrite(action.kind)) writes.push(entry(action));
+      if (input.dryRun && resultOf.size === 0 && isWrite(action)) writes.push(entry(action));
       continue;
     }
     writes.push(
@@ -173,15 +173,14 @@ export function buildReport(input: ReportInput): ClusterReport {
   };
 }
 
-function isPlannedWrite(kind: ActionKind): boolean {
-  return (
-    kind === 'create' ||
-    kind === 'update' ||
-    kind === 'adopt' ||
-    kind === 'prune' ||
-    kind === 'sa-add' ||
-    kind === 'sa-remove'
-  );
+/**
+ * Whether a cluster's report counts as a failure: not converged (errors,
+ * conflicts, or writes left undone), or, in a dry run, which plans and
+ * writes nothing, any error. The CLI's exit code and the Lambda's verdict.
+ */
+export function clusterFailed(report: ClusterReport): boolean {
+  if (!report.dryRun) return !report.converged;
+  return report.errors.length > 0 || report.mappings.some((m) => m.counts.errors > 0);
 }
 
 const COLUMNS: readonly [string, CountName][] = [
