@@ -314,8 +314,11 @@ const settingsSchema = strictObject({
   maxRetries: z.number().int().min(0).max(20).default(5),
   /** Clusters reconciled in parallel. */
   clusterConcurrency: z.number().int().min(1).max(32).default(4),
-  /** `limit` of each LIST call. */
-  pageSize: z.number().int().min(1).max(5000).default(500),
+  /**
+   * `limit` of each LIST call; 0 (the default) lists each collection in one
+   * request, which the API server serves from its watch cache.
+   */
+  pageSize: z.number().int().min(0).max(5000).default(0),
 }).prefault({});
 
 // ---------------------------------------------------------------------------

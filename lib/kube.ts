@@ -78,6 +78,7 @@ export const DEFAULT_RETRY: RetryPolicy = {
 
 export type KubeClientOptions = {
   readonly retry?: Partial<RetryPolicy>;
+  /** LIST `limit`; 0 or absent lists each collection in one request. */
   readonly pageSize?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
@@ -230,14 +231,15 @@ export class KubeClient {
   };
   readonly #api: CoreV1Api;
   readonly #retry: RetryPolicy;
-  readonly #pageSize: number;
+  /** LIST `limit`; undefined lists each collection in one request. */
+  readonly #pageSize: number | undefined;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
 
   constructor(kubeConfig: KubeConfig, options: KubeClientOptions = {}) {
     this.#api = kubeConfig.makeApiClient(CoreV1Api);
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
-    this.#pageSize = options.pageSize ?? 500;
+    this.#pageSize = options.pageSize || undefined;
     this.#sleep = options.sleep ?? defaultSleep;
     this.#random = options.random ?? Math.random;
   }

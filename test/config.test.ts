@@ -59,7 +59,7 @@ describe('parseConfig applies defaults', () => {
       concurrency: 8,
       maxRetries: 5,
       clusterConcurrency: 4,
-      pageSize: 500,
+      pageSize: 0,
     });
     assert.deepEqual(config.retiredSecretNames, []);
   });

@@ -297,6 +297,17 @@ describe('KubeClient retries', () => {
     assert.match(seen[1]?.url ?? '', /continue=page-2/);
   });
 
+  it('lists a whole collection in one request by default, and pages when a page size is set', async () => {
+    replies = [{ status: 200, body: namespaceList(['a', 'b']) }];
+    await client().kube.listNamespaces();
+    assert.doesNotMatch(seen[0]?.url ?? '', /limit=/);
+
+    replies = [{ status: 200, body: namespaceList(['a', 'b']) }];
+    const paged = new KubeClient(kubeConfig(`http://127.0.0.1:${port}`), { pageSize: 2 });
+    await paged.listSecretsNamed('regcred');
+    assert.match(seen[1]?.url ?? '', /limit=2/);
+  });
+
   it('reads a missing secret as undefined, without retrying', async () => {
     replies = [{ status: 404, body: status(404, 'NotFound', 'secrets "regcred" not found') }];
     const { kube, sleeps } = client();
