@@ -196,6 +196,9 @@ async function startCluster(
       `--service-account-private-key-file=${pki.saKeyPath}`,
       `--root-ca-file=${pki.caCertPath}`,
       '--leader-elect=false',
+      // The default 20 QPS would take minutes to give thousands of namespaces their `default` accounts.
+      '--kube-api-qps=500',
+      '--kube-api-burst=1000',
       '--secure-port=0',
       '--v=1',
     ],
