@@ -26,14 +26,22 @@ import {
   plan,
   pruneCandidates,
 } from '../lib/plan.ts';
+import { registerCredential } from './support/test-logs.ts';
 
 // ---------------------------------------------------------------------------
 // Factories: the desired side (through the configuration schema, for its defaults) and the observed side.
 
 function content(tag: string): DesiredContent {
   const auth = Buffer.from(`robot:password-${tag}`).toString('base64');
+  const dockerConfigJson = JSON.stringify({ auths: { 'registry.example.com': { auth } } });
+  registerCredential({
+    label: `plan.test.ts ${tag}`,
+    username: 'robot',
+    password: `password-${tag}`,
+    encoded: { 'base64(secret data)': base64(dockerConfigJson) },
+  });
   return {
-    dockerConfigJson: JSON.stringify({ auths: { 'registry.example.com': { auth } } }),
+    dockerConfigJson,
     contentHash: `hash-${tag}`,
     sourceVersion: `version-${tag}`,
   };

@@ -10,6 +10,7 @@ import {
 } from '../lib/ownership.ts';
 import type { Action, ActionKind } from '../lib/plan.ts';
 import { buildReport, type CountName, type ReportInput, renderTable } from '../lib/report.ts';
+import { registerCredential } from './support/test-logs.ts';
 
 // A recognisable credential, so a leak into a report is easy to spot.
 const PASSWORD = 'hunter2-Sup3rS3cret-Leak';
@@ -18,6 +19,13 @@ const DOCKER_CONFIG = JSON.stringify({
   auths: { 'registry.example.com': { username: 'robot', password: PASSWORD, auth: AUTH } },
 });
 const DATA = Buffer.from(DOCKER_CONFIG).toString('base64');
+registerCredential({
+  label: 'report.test.ts robot',
+  registry: 'registry.example.com',
+  username: 'robot',
+  password: PASSWORD,
+  encoded: { 'base64(secret data)': DATA },
+});
 
 const manifest: SecretManifest = {
   name: 'regcred',

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { MANAGED_LABEL, MAPPING_ANNOTATION } from '../../lib/ownership.ts';
 import { type Rig, startRig } from '../rig/cluster.ts';
+import { registerCredential } from '../support/test-logs.ts';
 import {
   adminApi,
   createNamespaces,
@@ -18,6 +19,15 @@ import {
   tempDir,
   writes,
 } from './fixture.ts';
+
+// The fake credentials written literally below, registered for the scan of the test logs.
+for (const [username, password, registry] of [
+  ['user-b1', 'rotated-password-b1', 'registry.example.com'],
+  ['u', 'leaky-password-i1', 'registry.example.com'],
+  ['j1', 'j1-source-password', 'ghcr.io'],
+] as const) {
+  registerCredential({ label: `engine.test.ts ${username}`, username, password, registry });
+}
 
 const dockerconfig = (s: V1Secret) =>
   JSON.parse(Buffer.from(s.data?.['.dockerconfigjson'] ?? '', 'base64').toString('utf8'));

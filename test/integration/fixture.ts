@@ -13,6 +13,7 @@ import type { ClusterReport } from '../../lib/report.ts';
 import { run } from '../../lib/run.ts';
 import type { TestCluster } from '../rig/cluster.ts';
 import { waitFor } from '../rig/ports.ts';
+import { registerCredential } from '../support/test-logs.ts';
 
 export const PATCHER_GROUP = 'imagepullsecret-patcher';
 
@@ -35,15 +36,19 @@ export async function applyRbac(cluster: TestCluster, config: Config): Promise<v
   }
 }
 
-/** A credential file with a recognisable, fake password; returns its path and the password. */
+/**
+ * A credential file with a recognisable, fake password; returns its path and
+ * the password. The credential is registered for the final scan of the test
+ * logs (test/support/test-logs.ts).
+ */
 export function credentialFile(
   dir: string,
   name: string,
   registry = 'registry.example.com',
 ): { path: string; password: string } {
-  const password = `pw-${name}-${Math.random().toString(36).slice(2)}-do-not-log`;
+  const { username, password } = fakeCredential(name, registry);
   const path = join(dir, `${name}.json`);
-  writeFileSync(path, JSON.stringify({ registry, username: `user-${name}`, password }));
+  writeFileSync(path, JSON.stringify({ registry, username, password }));
   return { path, password };
 }
 
@@ -113,4 +118,37 @@ export async function createNamespaces(
 export function writes(report: ClusterReport): number {
   const v = report.requests.byVerb;
   return v.create + v.patch + v.delete;
+}
+
+/** A fake registry credential as a test builds source content from it. */
+export type FakeRegistryCredential = {
+  readonly registry: string;
+  readonly username: string;
+  readonly password: string;
+  /** base64 of `username:password`, as in a docker config's `auth`. */
+  readonly auth: string;
+};
+
+/** A fresh fake credential with a recognisable password, registered for the scan of the test logs. */
+export function fakeCredential(name: string, registry = 'registry.example.com'): FakeRegistryCredential {
+  const username = `user-${name}`;
+  const password = `pw-${name}-${Math.random().toString(36).slice(2)}-do-not-log`;
+  registerCredential({ label: `fakeCredential ${name}`, registry, username, password });
+  return { registry, username, password, auth: Buffer.from(`${username}:${password}`).toString('base64') };
+}
+
+/**
+ * A source file whose content `render` makes from a fresh fake credential:
+ * malformed sources that still carry a real-looking secret, so a test can
+ * check that no message repeats it.
+ */
+export function credentialFileWith(
+  dir: string,
+  name: string,
+  render: (credential: FakeRegistryCredential) => string,
+): FakeRegistryCredential & { path: string } {
+  const credential = fakeCredential(name);
+  const path = join(dir, `${name}.json`);
+  writeFileSync(path, render(credential));
+  return { ...credential, path };
 }

@@ -23,7 +23,23 @@ import { parseConfig } from '../../lib/config.ts';
 import { type Rig, startRig } from '../rig/cluster.ts';
 import { type EksAuthenticator, startEksAuthenticator } from '../rig/eks-authenticator.ts';
 import { type Moto, startMoto } from '../rig/moto.ts';
+import { registerCredential } from '../support/test-logs.ts';
 import { adminApi, applyRbac, createNamespaces, PATCHER_GROUP, tempDir } from './fixture.ts';
+
+// The fake credentials the tests put in Secrets Manager, registered for the scan of the test logs.
+for (const [username, password] of [
+  ['a', 'team-a-password-1'],
+  ['b', 'team-b-password-1'],
+  ['a', 'team-a-password-2'],
+  ['b', 'team-b-password-2'],
+] as const) {
+  registerCredential({
+    label: `lambda.test.ts ${username}`,
+    username,
+    password,
+    registry: 'registry.example.com',
+  });
+}
 
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/imagepullsecret-patcher';
 const REGION = 'us-east-1';
