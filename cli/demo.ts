@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, KubeConfig, type KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
+import { kubeConnection } from '../lib/clusters.ts';
 import { parseConfig } from '../lib/config.ts';
 import { rbacObjects } from '../lib/rbac.ts';
 import { run } from '../lib/run.ts';
@@ -78,7 +79,7 @@ export async function runDemo(io: DemoOptions): Promise<number> {
     const connect = async () => {
       const kc = new KubeConfig();
       kc.loadFromFile(identity.kubeconfigPath);
-      return kc;
+      return kubeConnection(kc);
     };
     const first = await run(
       demoConfig,

@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAwsClients } from '../lib/aws-clients.ts';
-import { kubeConfigFor } from '../lib/clusters.ts';
+import { kubeConfigFor, kubeConnection } from '../lib/clusters.ts';
 import { type ClusterConfig, type Config, loadConfig } from '../lib/config.ts';
 import { ClusterAccessError, ConfigError, describeError } from '../lib/errors.ts';
 import { renderRbac } from '../lib/rbac.ts';
@@ -64,9 +64,9 @@ function withOverrides(config: Config, kubeconfig: string | undefined, context: 
 }
 
 async function connectLocal(cluster: ClusterConfig) {
-  if ('kube' in cluster) return kubeConfigFor(cluster);
-  const { eksKubeConfig } = await import('../lib/eks.ts');
-  return eksKubeConfig(cluster, {});
+  if ('kube' in cluster) return kubeConnection(kubeConfigFor(cluster));
+  const { eksConnection } = await import('../lib/eks.ts');
+  return eksConnection(cluster, {});
 }
 
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */

@@ -24,14 +24,14 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { KubeConfig } from '@kubernetes/client-node';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createAwsClients } from '../lib/aws-clients.ts';
 import { type Config, type EksClusterConfig, loadConfig } from '../lib/config.ts';
-import { eksKubeConfig } from '../lib/eks.ts';
+import { eksConnection } from '../lib/eks.ts';
 import { ConfigError, describeError } from '../lib/errors.ts';
 import { parseInvocation } from '../lib/events.ts';
+import type { KubeConnection } from '../lib/kube-http.ts';
 import {
   CLUSTER_METRICS,
   type ClusterMetric,
@@ -93,8 +93,8 @@ export type HandlerDeps = {
   /** The configuration (the real one is loaded once per container). */
   readonly config: () => Promise<Config>;
   readonly run: typeof run;
-  /** A KubeConfig for an EKS cluster, authenticated with a fresh EKS token. */
-  readonly connectEks: (cluster: EksClusterConfig) => Promise<KubeConfig>;
+  /** A connection to an EKS cluster, authenticated with a fresh EKS token. */
+  readonly connectEks: (cluster: EksClusterConfig) => Promise<KubeConnection>;
   readonly secretsManager: (region: string | undefined) => SecretsManagerClient;
   readonly lambda: () => LambdaInvoker;
   readonly logger: Logger;
@@ -237,7 +237,7 @@ const aws = createAwsClients();
 export const handler = makeHandler({
   config: once(() => loadConfig(settings.configPath)),
   run,
-  connectEks: (cluster) => eksKubeConfig(cluster, {}),
+  connectEks: (cluster) => eksConnection(cluster, {}),
   secretsManager: (region) => aws.secretsManager(region),
   lambda: aws.lambda,
   logger: new Logger(),

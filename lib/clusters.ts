@@ -1,10 +1,14 @@
 /**
- * Turns a configured cluster into a KubeConfig the engine can use. Local kube
- * contexts are read here; EKS clusters are handled by lib/eks.ts.
+ * Turns a configured kube context into a connection the engine can use:
+ * @kubernetes/client-node reads the kubeconfig and runs its auth (tokens,
+ * client certificates, exec plugins, proxies). EKS clusters are handled by
+ * lib/eks.ts.
  */
+import type https from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { KubeClusterConfig } from './config.ts';
 import { ClusterAccessError } from './errors.ts';
+import { type Credentials, type KubeConnection, keepAliveAgent } from './kube-http.ts';
 
 /**
  * A KubeConfig for a `kube:` cluster: its kubeconfig file (default: the
@@ -39,4 +43,41 @@ export function kubeConfigFor(cluster: KubeClusterConfig): KubeConfig {
     throw new ClusterAccessError(`cluster "${cluster.name}": the kubeconfig has no current context`);
   }
   return kc;
+}
+
+/**
+ * The engine's connection for a KubeConfig's current context. TLS material
+ * is read once into a keep-alive agent (a proxy's agent is used as is);
+ * credentials are asked of the KubeConfig before each request, so exec and
+ * OIDC tokens renew as client-node renews them.
+ */
+export async function kubeConnection(kc: KubeConfig): Promise<KubeConnection> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new ClusterAccessError('the kubeconfig has no current cluster');
+  const credentials = async (): Promise<Credentials & { options: https.RequestOptions }> => {
+    const options: https.RequestOptions = {};
+    await kc.applyToHTTPSOptions(options);
+    const headers = Object.fromEntries(Object.entries(options.headers ?? {}).map(([k, v]) => [k, String(v)]));
+    return { headers, ...(typeof options.auth === 'string' ? { auth: options.auth } : {}), options };
+  };
+  const { options } = await credentials();
+  const agent = cluster.proxyUrl
+    ? (options.agent as https.Agent)
+    : keepAliveAgent(cluster.server, {
+        ...(options.ca ? { ca: options.ca } : {}),
+        ...(options.cert ? { cert: options.cert } : {}),
+        ...(options.key ? { key: options.key } : {}),
+        ...(options.servername ? { servername: options.servername } : {}),
+        ...(options.rejectUnauthorized !== undefined
+          ? { rejectUnauthorized: options.rejectUnauthorized }
+          : {}),
+      });
+  return {
+    server: cluster.server,
+    agent,
+    credentials: async () => {
+      const { headers, auth } = await credentials();
+      return { headers, ...(auth ? { auth } : {}) };
+    },
+  };
 }

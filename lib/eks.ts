@@ -7,10 +7,10 @@
  */
 import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { EksClusterConfig } from './config.ts';
 import { type AwsCredentials, type AwsCredentialsProvider, createEksToken } from './eks-token.ts';
 import { ClusterAccessError } from './errors.ts';
+import { type KubeConnection, keepAliveAgent } from './kube-http.ts';
 
 export type EksDeps = {
   /** Base credentials (default: the SDK's default chain, i.e. the Lambda role). */
@@ -57,10 +57,11 @@ async function assumeRole(cluster: EksClusterConfig, deps: EksDeps): Promise<Aws
 }
 
 /**
- * A KubeConfig for an EKS cluster whose requests carry a fresh EKS token.
+ * The engine's connection to an EKS cluster: its endpoint, a keep-alive
+ * agent trusting its CA, and a fresh EKS token on every request.
  * Throws ClusterAccessError when the role, the cluster or its endpoint cannot be had.
  */
-export async function eksKubeConfig(cluster: EksClusterConfig, deps: EksDeps): Promise<KubeConfig> {
+export async function eksConnection(cluster: EksClusterConfig, deps: EksDeps): Promise<KubeConnection> {
   const { name, region } = cluster.eks;
   let credentials = cluster.eks.roleArn ? await assumeRole(cluster, deps) : deps.credentials;
   const eks = new EKSClient({ region, ...deps.clientConfig, ...(credentials ? { credentials } : {}) });
@@ -84,20 +85,13 @@ export async function eksKubeConfig(cluster: EksClusterConfig, deps: EksDeps): P
   // The token must be signed by the identity EKS maps; default to the SDK chain when none is given.
   credentials ??= await eks.config.credentials();
 
-  const user = `eks:${cluster.name}`;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: cluster.name, server: endpoint, caData: ca, skipTLSVerify: false }],
-    users: [{ name: user }],
-    contexts: [{ name: cluster.name, cluster: cluster.name, user }],
-    currentContext: cluster.name,
-  });
   let token: { token: string; expiresAt: Date } | undefined;
   const now = deps.now ?? (() => new Date());
   const signer = credentials;
-  kc.addAuthenticator({
-    isAuthProvider: (u) => u.name === user,
-    async applyAuthentication(_u, opts) {
+  return {
+    server: endpoint,
+    agent: keepAliveAgent(endpoint, { ca: Buffer.from(ca, 'base64') }),
+    async credentials() {
       if (!token || token.expiresAt.getTime() - now().getTime() < RENEW_BEFORE_MS) {
         token = await createEksToken({
           clusterName: name,
@@ -107,8 +101,7 @@ export async function eksKubeConfig(cluster: EksClusterConfig, deps: EksDeps): P
           ...(deps.tokenStsEndpoint ? { stsEndpoint: deps.tokenStsEndpoint } : {}),
         });
       }
-      opts.headers = { ...opts.headers, Authorization: `Bearer ${token.token}` };
+      return { headers: { Authorization: `Bearer ${token.token}` } };
     },
-  });
-  return kc;
+  };
 }

@@ -9,17 +9,9 @@
  *
  * Clock and sleep are injected so tests can drive the retry timing.
  */
-import {
-  ApiException,
-  CoreV1Api,
-  type KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Namespace,
-  type V1Secret,
-  type V1ServiceAccount,
-} from '@kubernetes/client-node';
+import type { V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import { KubeApiError } from './errors.ts';
+import { HttpStatusError, type KubeConnection, kubeRequest, type Request } from './kube-http.ts';
 import type { NamespaceInfo } from './namespaces.ts';
 import { FIELD_MANAGER } from './ownership.ts';
 
@@ -86,7 +78,11 @@ export type KubeClientOptions = {
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const MERGE_PATCH = 'application/merge-patch+json';
+
+type List<T> = { items?: T[]; metadata?: { continue?: string } };
+
+const segment = encodeURIComponent;
 
 function strings(record: { [key: string]: string } | undefined): Record<string, string> {
   return record ? { ...record } : {};
@@ -124,7 +120,7 @@ function toServiceAccount(sa: V1ServiceAccount): ServiceAccountInfo {
   };
 }
 
-/** Reads the Status reason from an ApiException body, which the client leaves as raw text. */
+/** Reads the Status reason from an error response's body (raw text). */
 function statusReason(body: unknown): { reason: string; message: string } {
   let parsed: unknown = body;
   if (typeof body === 'string') {
@@ -161,10 +157,10 @@ const REASON_BY_STATUS: Record<number, string> = {
  */
 export function toKubeApiError(error: unknown, what: string): KubeApiError {
   if (error instanceof KubeApiError) return error;
-  if (error instanceof ApiException) {
-    const status = error.code;
+  if (error instanceof HttpStatusError) {
+    const status = error.status;
     const { reason, message } = statusReason(error.body);
-    const retryAfter = Number.parseInt(error.headers?.['retry-after'] ?? '', 10);
+    const retryAfter = Number.parseInt(error.headers['retry-after'] ?? '', 10);
     return new KubeApiError(
       `${what}: ${status} ${reason || REASON_BY_STATUS[status] || 'error'}${message ? `: ${message}` : ''}`,
       {
@@ -229,15 +225,15 @@ export class KubeClient {
     retries: 0,
     byVerb: { list: 0, get: 0, create: 0, patch: 0, delete: 0 },
   };
-  readonly #api: CoreV1Api;
+  readonly #connection: KubeConnection;
   readonly #retry: RetryPolicy;
   /** LIST `limit`; undefined lists each collection in one request. */
   readonly #pageSize: number | undefined;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
 
-  constructor(kubeConfig: KubeConfig, options: KubeClientOptions = {}) {
-    this.#api = kubeConfig.makeApiClient(CoreV1Api);
+  constructor(connection: KubeConnection, options: KubeClientOptions = {}) {
+    this.#connection = connection;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#pageSize = options.pageSize || undefined;
     this.#sleep = options.sleep ?? defaultSleep;
@@ -267,53 +263,42 @@ export class KubeClient {
     return exponential / 2 + (this.#random() * exponential) / 2;
   }
 
+  #send<T>(verb: Verb, what: string, request: Request): Promise<T> {
+    return this.#call(verb, what, () => kubeRequest<T>(this.#connection, request));
+  }
+
   async #listAll<T, R>(
     what: string,
-    page: (cont: string | undefined) => Promise<{ items: T[]; metadata?: { _continue?: string } }>,
+    path: string,
+    fieldSelector: string | undefined,
     map: (item: T) => R,
   ): Promise<R[]> {
     const out: R[] = [];
     let cont: string | undefined;
     do {
-      const result = await this.#call('list', what, () => page(cont));
-      for (const item of result.items) out.push(map(item));
-      cont = result.metadata?._continue || undefined;
+      const query = { fieldSelector, limit: this.#pageSize, continue: cont };
+      const result = await this.#send<List<T>>('list', what, { method: 'GET', path, query });
+      for (const item of result.items ?? []) out.push(map(item));
+      cont = result.metadata?.continue || undefined;
     } while (cont);
     return out;
   }
 
   listNamespaces(): Promise<NamespaceInfo[]> {
-    return this.#listAll(
-      'list namespaces',
-      (cont) => this.#api.listNamespace({ limit: this.#pageSize, _continue: cont }),
-      toNamespace,
-    );
+    return this.#listAll('list namespaces', '/api/v1/namespaces', undefined, toNamespace);
   }
 
   /** All secrets called `name`, in every namespace: the one list RBAC lets us make by name. */
   listSecretsNamed(name: string): Promise<SecretInfo[]> {
-    return this.#listAll(
-      `list secrets named ${name}`,
-      (cont) =>
-        this.#api.listSecretForAllNamespaces({
-          fieldSelector: `metadata.name=${name}`,
-          limit: this.#pageSize,
-          _continue: cont,
-        }),
-      toSecret,
-    );
+    return this.#listAll(`list secrets named ${name}`, '/api/v1/secrets', `metadata.name=${name}`, toSecret);
   }
 
   /** Service accounts in every namespace, or only those called `name`. */
   listServiceAccounts(name?: string): Promise<ServiceAccountInfo[]> {
     return this.#listAll(
       name ? `list service accounts named ${name}` : 'list service accounts',
-      (cont) =>
-        this.#api.listServiceAccountForAllNamespaces({
-          fieldSelector: name ? `metadata.name=${name}` : undefined,
-          limit: this.#pageSize,
-          _continue: cont,
-        }),
+      '/api/v1/serviceaccounts',
+      name ? `metadata.name=${name}` : undefined,
       toServiceAccount,
     );
   }
@@ -321,7 +306,8 @@ export class KubeClient {
   listNamespacedServiceAccounts(namespace: string): Promise<ServiceAccountInfo[]> {
     return this.#listAll(
       `list service accounts in ${namespace}`,
-      (cont) => this.#api.listNamespacedServiceAccount({ namespace, limit: this.#pageSize, _continue: cont }),
+      `/api/v1/namespaces/${segment(namespace)}/serviceaccounts`,
+      undefined,
       toServiceAccount,
     );
   }
@@ -330,9 +316,10 @@ export class KubeClient {
   async readSecret(namespace: string, name: string): Promise<SecretInfo | undefined> {
     try {
       return toSecret(
-        await this.#call('get', `get secret ${namespace}/${name}`, () =>
-          this.#api.readNamespacedSecret({ name, namespace }),
-        ),
+        await this.#send<V1Secret>('get', `get secret ${namespace}/${name}`, {
+          method: 'GET',
+          path: `/api/v1/namespaces/${segment(namespace)}/secrets/${segment(name)}`,
+        }),
       );
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -343,9 +330,10 @@ export class KubeClient {
   async readServiceAccount(namespace: string, name: string): Promise<ServiceAccountInfo | undefined> {
     try {
       return toServiceAccount(
-        await this.#call('get', `get service account ${namespace}/${name}`, () =>
-          this.#api.readNamespacedServiceAccount({ name, namespace }),
-        ),
+        await this.#send<V1ServiceAccount>('get', `get service account ${namespace}/${name}`, {
+          method: 'GET',
+          path: `/api/v1/namespaces/${segment(namespace)}/serviceaccounts/${segment(name)}`,
+        }),
       );
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -355,6 +343,8 @@ export class KubeClient {
 
   async createSecret(namespace: string, manifest: SecretManifest): Promise<SecretInfo> {
     const body: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
       metadata: {
         name: manifest.name,
         namespace,
@@ -365,9 +355,12 @@ export class KubeClient {
       data: { ...manifest.data },
     };
     return toSecret(
-      await this.#call('create', `create secret ${namespace}/${manifest.name}`, () =>
-        this.#api.createNamespacedSecret({ namespace, body, fieldManager: FIELD_MANAGER }),
-      ),
+      await this.#send<V1Secret>('create', `create secret ${namespace}/${manifest.name}`, {
+        method: 'POST',
+        path: `/api/v1/namespaces/${segment(namespace)}/secrets`,
+        query: { fieldManager: FIELD_MANAGER },
+        body,
+      }),
     );
   }
 
@@ -386,24 +379,23 @@ export class KubeClient {
       data: manifest.data,
     };
     return toSecret(
-      await this.#call('patch', `update secret ${namespace}/${manifest.name}`, () =>
-        this.#api.patchNamespacedSecret(
-          { name: manifest.name, namespace, body, fieldManager: FIELD_MANAGER },
-          mergePatch,
-        ),
-      ),
+      await this.#send<V1Secret>('patch', `update secret ${namespace}/${manifest.name}`, {
+        method: 'PATCH',
+        path: `/api/v1/namespaces/${segment(namespace)}/secrets/${segment(manifest.name)}`,
+        query: { fieldManager: FIELD_MANAGER },
+        body,
+        contentType: MERGE_PATCH,
+      }),
     );
   }
 
   /** Deletes a secret only if it is still the object we observed (uid and resourceVersion). */
   async deleteSecret(namespace: string, name: string, uid: string, resourceVersion: string): Promise<void> {
-    await this.#call('delete', `delete secret ${namespace}/${name}`, () =>
-      this.#api.deleteNamespacedSecret({
-        name,
-        namespace,
-        body: { preconditions: { uid, resourceVersion } },
-      }),
-    );
+    await this.#send('delete', `delete secret ${namespace}/${name}`, {
+      method: 'DELETE',
+      path: `/api/v1/namespaces/${segment(namespace)}/secrets/${segment(name)}`,
+      body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid, resourceVersion } },
+    });
   }
 
   /**
@@ -419,12 +411,13 @@ export class KubeClient {
   ): Promise<ServiceAccountInfo> {
     const body = { metadata: { resourceVersion }, imagePullSecrets: names.map((n) => ({ name: n })) };
     return toServiceAccount(
-      await this.#call('patch', `patch service account ${namespace}/${name}`, () =>
-        this.#api.patchNamespacedServiceAccount(
-          { name, namespace, body, fieldManager: FIELD_MANAGER },
-          mergePatch,
-        ),
-      ),
+      await this.#send<V1ServiceAccount>('patch', `patch service account ${namespace}/${name}`, {
+        method: 'PATCH',
+        path: `/api/v1/namespaces/${segment(namespace)}/serviceaccounts/${segment(name)}`,
+        query: { fieldManager: FIELD_MANAGER },
+        body,
+        contentType: MERGE_PATCH,
+      }),
     );
   }
 }

@@ -7,11 +7,11 @@
  * the handler in functions/ stays wiring only.
  */
 import { InvokeCommand, type InvokeCommandOutput } from '@aws-sdk/client-lambda';
-import type { KubeConfig } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import type { ClusterConfig, Config, EksClusterConfig } from './config.ts';
 import { ClusterAccessError, DeadlineError, describeError, PatcherError } from './errors.ts';
 import { type ClusterPayload, type RunRequest, Trigger, toClusterPayload } from './events.ts';
+import type { KubeConnection } from './kube-http.ts';
 import { type ClusterReport, COUNTED, type CountName, clusterFailed } from './report.ts';
 import { scope } from './run.ts';
 
@@ -73,9 +73,9 @@ export function deadlineSignal(remainingMs: number, marginMs: number, timers: Ti
  * not started at all, and their reports say so.
  */
 export function lambdaConnect(
-  connectEks: (cluster: EksClusterConfig) => Promise<KubeConfig>,
+  connectEks: (cluster: EksClusterConfig) => Promise<KubeConnection>,
   signal?: AbortSignal | undefined,
-): (cluster: ClusterConfig) => Promise<KubeConfig> {
+): (cluster: ClusterConfig) => Promise<KubeConnection> {
   return async (cluster) => {
     if (signal?.aborted) {
       throw new DeadlineError(`cluster "${cluster.name}": not started, the invocation's deadline is near`);

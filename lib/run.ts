@@ -5,19 +5,19 @@
  * CLI and the Lambda, which differ only in how they connect to clusters.
  */
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { KubeConfig } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import type { ClusterConfig, Config, MappingConfig } from './config.ts';
 import { ConfigError, describeError } from './errors.ts';
 import type { RunRequest } from './events.ts';
 import { KubeClient } from './kube.ts';
+import type { KubeConnection } from './kube-http.ts';
 import { reconcileCluster } from './reconcile.ts';
 import { buildReport, type ClusterReport } from './report.ts';
 import { SourceCache } from './sources.ts';
 
 export type RunDeps = {
-  /** A KubeConfig for a cluster (local context, or EKS with a fresh token). */
-  readonly connect: (cluster: ClusterConfig) => Promise<KubeConfig>;
+  /** A connection to a cluster (local context, or EKS with a fresh token). */
+  readonly connect: (cluster: ClusterConfig) => Promise<KubeConnection>;
   readonly secretsManager?: ((region: string | undefined) => SecretsManagerClient) | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((cluster: string, done: number, total: number) => void) | undefined;

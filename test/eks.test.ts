@@ -6,15 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { parseConfig } from '../lib/config.ts';
-import { eksKubeConfig } from '../lib/eks.ts';
+import { eksConnection } from '../lib/eks.ts';
 import { decodeEksToken } from '../lib/eks-token.ts';
 
 const credentials = { accessKeyId: 'AKIDEKSTEST000000000', secretAccessKey: 'eks-test-secret-key-not-real' };
 
-describe('eksKubeConfig', () => {
+describe('eksConnection', () => {
   let server: Server;
   let endpoint: string;
   let describes = 0;
@@ -54,19 +55,17 @@ describe('eksKubeConfig', () => {
 
   it('uses the endpoint and CA from DescribeCluster and renews the token before it expires', async () => {
     let now = new Date('2026-12-04T12:00:00Z');
-    const kc = await eksKubeConfig(cluster(), {
+    const connection = await eksConnection(cluster(), {
       credentials,
       clientConfig: { endpoint, credentials },
       now: () => now,
     });
     assert.equal(describes, 1);
-    assert.equal(kc.getCurrentCluster()?.server, 'https://eks.example.internal');
-    assert.equal(Buffer.from(kc.getCurrentCluster()?.caData ?? '', 'base64').toString(), 'CA PEM');
+    assert.equal(connection.server, 'https://eks.example.internal');
+    assert.equal(String((connection.agent as https.Agent).options.ca), 'CA PEM');
 
     const bearer = async () => {
-      const opts: { headers?: Record<string, string> } = {};
-      await kc.applyToHTTPSOptions(opts);
-      const header = opts.headers?.Authorization ?? '';
+      const header = (await connection.credentials()).headers?.Authorization ?? '';
       assert.match(header, /^Bearer k8s-aws-v1\./);
       return header.slice('Bearer '.length);
     };

@@ -12,7 +12,6 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { InvokeCommand } from '@aws-sdk/client-lambda';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Context } from 'aws-lambda';
 import {
   DEFAULT_CONFIG_FILE,
@@ -25,6 +24,7 @@ import {
 import { type ClusterConfig, type Config, parseConfigText } from '../lib/config.ts';
 import { ClusterAccessError, ConfigError, DeadlineError, PatcherError } from '../lib/errors.ts';
 import { parseInvocation, type RunRequest } from '../lib/events.ts';
+import type { KubeConnection } from '../lib/kube-http.ts';
 import {
   CLUSTERS_FAILED,
   DEFAULT_DEADLINE_MARGIN_MS,
@@ -155,7 +155,7 @@ function harness(
         ? options.reports(request, runDeps)
         : (request.clusters ?? ['prod', 'staging']).map((c) => report(c));
     },
-    connectEks: async () => ({}) as KubeConfig,
+    connectEks: async () => ({}) as KubeConnection,
     secretsManager,
     lambda: () => ({
       send: async (command: InvokeCommand) => {

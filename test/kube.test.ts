@@ -2,12 +2,18 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { ApiException, KubeConfig } from '@kubernetes/client-node';
-import { KubeApiError } from '../lib/errors.ts';
+import { KubeConfig } from '@kubernetes/client-node';
+import { kubeConnection } from '../lib/clusters.ts';
+import { ClusterAccessError, KubeApiError } from '../lib/errors.ts';
 import { KubeClient, type RetryPolicy, toKubeApiError } from '../lib/kube.ts';
+import { HttpStatusError, type KubeConnection, keepAliveAgent } from '../lib/kube-http.ts';
 
 // A credential-looking value that must never reach an error message.
 const LEAK = 'eyJhdXRocyI6eyJyZWdpc3RyeSI6e319fQ-hunter2';
+
+function httpError(code: number, body: string | undefined, headers: Record<string, string>): HttpStatusError {
+  return new HttpStatusError(code, headers, body ?? '');
+}
 
 function status(code: number, reason: string, message: string): string {
   return JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message });
@@ -27,26 +33,21 @@ describe('toKubeApiError', () => {
   }[] = [
     {
       name: 'maps 409 with its Status reason and message',
-      error: new ApiException(
-        409,
-        'Unknown API Status Code!',
-        status(409, 'AlreadyExists', 'secrets "regcred" already exists'),
-        {},
-      ),
+      error: httpError(409, status(409, 'AlreadyExists', 'secrets "regcred" already exists'), {}),
       status: 409,
       reason: 'AlreadyExists',
       message: 'create secret team-a/regcred: 409 AlreadyExists: secrets "regcred" already exists',
     },
     {
       name: 'maps 404 without a body to NotFound',
-      error: new ApiException(404, 'Unknown API Status Code!', undefined, {}),
+      error: httpError(404, undefined, {}),
       status: 404,
       reason: 'NotFound',
       message: 'create secret team-a/regcred: 404 NotFound',
     },
     {
       name: 'maps 429 and reads Retry-After in seconds',
-      error: new ApiException(429, 'Unknown API Status Code!', 'Too many requests', { 'retry-after': '7' }),
+      error: httpError(429, 'Too many requests', { 'retry-after': '7' }),
       status: 429,
       reason: 'TooManyRequests',
       retryAfterSeconds: 7,
@@ -54,14 +55,14 @@ describe('toKubeApiError', () => {
     },
     {
       name: 'maps 503 with a non-JSON body to ServiceUnavailable, without Retry-After',
-      error: new ApiException(503, 'Unknown API Status Code!', 'upstream connect error', {}),
+      error: httpError(503, 'upstream connect error', {}),
       status: 503,
       reason: 'ServiceUnavailable',
       message: 'create secret team-a/regcred: 503 ServiceUnavailable',
     },
     {
       name: 'ignores a Retry-After given as an HTTP date',
-      error: new ApiException(503, 'Unknown API Status Code!', undefined, {
+      error: httpError(503, undefined, {
         'retry-after': 'Wed, 21 Oct 2015 07:28:00 GMT',
       }),
       status: 503,
@@ -69,20 +70,15 @@ describe('toKubeApiError', () => {
       message: 'create secret team-a/regcred: 503 ServiceUnavailable',
     },
     {
-      name: 'reads the reason from an already parsed body',
-      error: new ApiException(
-        403,
-        'Forbidden',
-        { reason: 'Forbidden', message: 'cannot create secrets' },
-        {},
-      ),
+      name: 'reads the reason and message of a Status body',
+      error: httpError(403, status(403, 'Forbidden', 'cannot create secrets'), {}),
       status: 403,
       reason: 'Forbidden',
       message: 'create secret team-a/regcred: 403 Forbidden: cannot create secrets',
     },
     {
       name: 'names an unknown status by its code',
-      error: new ApiException(418, 'Unknown API Status Code!', undefined, {}),
+      error: httpError(418, undefined, {}),
       status: 418,
       reason: 'Status418',
       message: 'create secret team-a/regcred: 418 error',
@@ -129,10 +125,9 @@ describe('toKubeApiError', () => {
       details: { causes: [{ field: 'data[.dockerconfigjson]', message: LEAK }] },
       echoedRequest: { data: { '.dockerconfigjson': LEAK } },
     });
-    const source = new ApiException(422, 'Unknown API Status Code!', body, {
+    const source = httpError(422, body, {
       'content-type': 'application/json',
     });
-    assert.ok(source.message.includes(LEAK), 'the client puts the body in its own message');
     const mapped = toKubeApiError(source, 'update secret team-a/regcred');
     assert.ok(!mapped.message.includes(LEAK));
     assert.doesNotMatch(mapped.message, /HTTP-Code|Body:|Headers:|content-type/);
@@ -187,21 +182,17 @@ describe('KubeClient retries', () => {
     seen = [];
   });
 
-  function kubeConfig(server: string, options: { skipTLSVerify?: boolean } = {}): KubeConfig {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      // The client refuses plain http unless TLS verification is off.
-      clusters: [{ name: 'test', server, skipTLSVerify: options.skipTLSVerify ?? true }],
-      users: [{ name: 'tester', token: 'test-token' }],
-      contexts: [{ name: 'test', cluster: 'test', user: 'tester' }],
-      currentContext: 'test',
-    });
-    return kc;
+  function connection(server: string): KubeConnection {
+    return {
+      server,
+      agent: keepAliveAgent(server),
+      credentials: async () => ({ headers: { Authorization: 'Bearer test-token' } }),
+    };
   }
 
   function client(retry: Partial<RetryPolicy> = {}, random = () => 0.5) {
     const sleeps: number[] = [];
-    const kube = new KubeClient(kubeConfig(`http://127.0.0.1:${port}`), {
+    const kube = new KubeClient(connection(`http://127.0.0.1:${port}`), {
       retry,
       random,
       sleep: async (ms) => {
@@ -303,7 +294,7 @@ describe('KubeClient retries', () => {
     assert.doesNotMatch(seen[0]?.url ?? '', /limit=/);
 
     replies = [{ status: 200, body: namespaceList(['a', 'b']) }];
-    const paged = new KubeClient(kubeConfig(`http://127.0.0.1:${port}`), { pageSize: 2 });
+    const paged = new KubeClient(connection(`http://127.0.0.1:${port}`), { pageSize: 2 });
     await paged.listSecretsNamed('regcred');
     assert.match(seen[1]?.url ?? '', /limit=2/);
   });
@@ -322,7 +313,7 @@ describe('KubeClient retries', () => {
     const closedPort = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     const sleeps: number[] = [];
-    const kube = new KubeClient(kubeConfig(`http://127.0.0.1:${closedPort}`), {
+    const kube = new KubeClient(connection(`http://127.0.0.1:${closedPort}`), {
       retry: { maxRetries: 1 },
       random: () => 0,
       sleep: async (ms) => {
@@ -343,7 +334,13 @@ describe('KubeClient retries', () => {
   it('does not retry a local failure that is not a connection error', async () => {
     replies = [{ status: 200, body: namespaceList(['team-a']) }];
     const sleeps: number[] = [];
-    const kube = new KubeClient(kubeConfig(`http://127.0.0.1:${port}`, { skipTLSVerify: false }), {
+    const failing: KubeConnection = {
+      ...connection(`http://127.0.0.1:${port}`),
+      credentials: async () => {
+        throw new Error('exec plugin failed');
+      },
+    };
+    const kube = new KubeClient(failing, {
       sleep: async (ms) => {
         sleeps.push(ms);
       },
@@ -352,5 +349,37 @@ describe('KubeClient retries', () => {
     assert.equal(seen.length, 0);
     assert.deepEqual(sleeps, []);
     assert.equal(kube.stats.byVerb.list, 1);
+  });
+});
+
+describe('kubeConnection', () => {
+  function kubeConfig(server: string, user: Record<string, string>, skipTLSVerify = false): KubeConfig {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'test', server, skipTLSVerify }],
+      users: [{ name: 'tester', ...user }],
+      contexts: [{ name: 'test', cluster: 'test', user: 'tester' }],
+      currentContext: 'test',
+    });
+    return kc;
+  }
+
+  it("sends the kubeconfig's token, asked for on every request", async () => {
+    const kc = kubeConfig('https://10.0.0.1:6443', { token: 'kubeconfig-token' });
+    const connection = await kubeConnection(kc);
+    assert.equal(connection.server, 'https://10.0.0.1:6443');
+    assert.deepEqual((await connection.credentials()).headers, { Authorization: 'Bearer kubeconfig-token' });
+    Object.assign(kc.getCurrentUser()!, { token: 'renewed-token' });
+    assert.deepEqual((await connection.credentials()).headers, { Authorization: 'Bearer renewed-token' });
+  });
+
+  it('refuses plain http unless the kubeconfig skips TLS verification, as client-node does', async () => {
+    await assert.rejects(kubeConnection(kubeConfig('http://127.0.0.1:1', { token: 't' })), /HTTP protocol/);
+    const insecure = await kubeConnection(kubeConfig('http://127.0.0.1:1', { token: 't' }, true));
+    assert.equal(insecure.server, 'http://127.0.0.1:1');
+  });
+
+  it('fails clearly without a current context', async () => {
+    await assert.rejects(kubeConnection(new KubeConfig()), ClusterAccessError);
   });
 });

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, type KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
+import { kubeConnection } from '../../lib/clusters.ts';
 import { type Config, type ConfigInput, parseConfig } from '../../lib/config.ts';
 import { rbacObjects } from '../../lib/rbac.ts';
 import type { ClusterReport } from '../../lib/report.ts';
@@ -88,7 +89,7 @@ export function patcher(cluster: TestCluster): Patcher {
           connect: async () => {
             const kc = new KubeConfig();
             kc.loadFromFile(identity.kubeconfigPath);
-            return kc;
+            return kubeConnection(kc);
           },
         },
       );
