@@ -11,7 +11,7 @@ import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
-import { globSyntaxError, isGlob } from './glob.ts';
+import { globSyntaxError, isGlob, shortestMatch } from './glob.ts';
 import { DOCKER_CONFIG_KEY } from './ownership.ts';
 
 // ---------------------------------------------------------------------------
@@ -64,11 +64,17 @@ function labelValueProblem(value: string): string | undefined {
   return `${quote(value)} is not a valid label value (empty, or at most 63 characters: letters, digits, "-", "_" and ".", starting and ending with a letter or digit)`;
 }
 
-function patternProblem(nameProblem: (value: string) => string | undefined) {
+/** A plain name checked by `nameProblem`, or a glob that can match a name of at most `maxLength` characters. */
+function patternProblem(nameProblem: (value: string) => string | undefined, maxLength: number) {
   return (value: string): string | undefined => {
     if (!isGlob(value)) return nameProblem(value);
     const problem = globSyntaxError(value);
-    return problem === undefined ? undefined : `invalid glob ${quote(value)}: ${problem}`;
+    if (problem !== undefined) return `invalid glob ${quote(value)}: ${problem}`;
+    const shortest = shortestMatch(value);
+    if (shortest > maxLength) {
+      return `glob ${quote(value)} never matches: it needs at least ${shortest} characters and a name has at most ${maxLength}`;
+    }
+    return undefined;
   };
 }
 
@@ -269,7 +275,7 @@ const selectorSchema = strictObject({
   matchExpressions: z.array(requirementSchema).default([]),
 });
 
-const namespacePattern = checkedString(patternProblem(dnsLabelProblem));
+const namespacePattern = checkedString(patternProblem(dnsLabelProblem, 63));
 
 const namespacesSchema = strictObject({
   /** Names or globs; empty means every namespace. */
@@ -301,7 +307,7 @@ const mappingSchema = strictObject({
   clusters: z.array(clusterName).min(1, 'must not be empty (omit it to mean every cluster)').optional(),
   namespaces: namespacesSchema,
   /** Service account names or globs; ["*"] = all, [] = none. */
-  serviceAccounts: z.array(checkedString(patternProblem(dnsSubdomainProblem))).default(['default']),
+  serviceAccounts: z.array(checkedString(patternProblem(dnsSubdomainProblem, 253))).default(['default']),
   onConflict: z.enum([ON_CONFLICT.skip, ON_CONFLICT.adopt]).default(ON_CONFLICT.skip),
   /** Remove our secrets (and service-account entries) where this mapping no longer applies. */
   prune: z.boolean().default(true),

@@ -104,6 +104,17 @@ export function globSyntaxError(pattern: string): string | undefined {
   return 'error' in compiled ? compiled.error : undefined;
 }
 
+/**
+ * The length of the shortest name a valid `pattern` matches: every token but
+ * `*` stands for exactly one character. A glob whose shortest match is longer
+ * than any name of its kind can only ever match nothing, so the schema rejects it.
+ *
+ * @example shortestMatch('team-[ab]*') // 6
+ */
+export function shortestMatch(pattern: string): number {
+  return pattern.replace(/\[[^\]]*\]/g, '?').replaceAll('*', '').length;
+}
+
 const cache = new Map<string, RegExp>();
 
 /**

@@ -133,6 +133,14 @@ describe('parseConfig accepts', () => {
     assert.equal(c.mappings[0]!.namespaces.selector?.matchExpressions.length, 4);
   });
 
+  it('globs whose shortest match is as long as a name may be', () => {
+    const include = [`${'a'.repeat(62)}?`, `*${'[a-z]'.repeat(63)}*`];
+    const serviceAccounts = [`ci-${'?'.repeat(250)}*`];
+    const c = parseConfig(withMappings(mapping({ namespaces: { include }, serviceAccounts })), 'test.yaml');
+    assert.deepEqual(c.mappings[0]!.namespaces.include, include);
+    assert.deepEqual(c.mappings[0]!.serviceAccounts, serviceAccounts);
+  });
+
   it('service accounts as names, globs, all or none', () => {
     for (const serviceAccounts of [['default', 'builder'], ['ci-*'], ['*'], []]) {
       const c = parseConfig(withMappings(mapping({ serviceAccounts })), 'test.yaml');
@@ -331,6 +339,18 @@ const malformed: readonly [string, unknown, string, string][] = [
     withMappings(mapping({ namespaces: { include: ['team.a'] } })),
     'mappings[0].namespaces.include[0]',
     'not a valid DNS-1123 label',
+  ],
+  [
+    'an include glob longer than any namespace name',
+    withMappings(mapping({ namespaces: { include: [`team-${'a'.repeat(60)}*`] } })),
+    'mappings[0].namespaces.include[0]',
+    'never matches: it needs at least 65 characters and a name has at most 63',
+  ],
+  [
+    'a service account glob longer than any service account name',
+    withMappings(mapping({ serviceAccounts: [`ci-${'[a-z]'.repeat(251)}`] })),
+    'mappings[0].serviceAccounts[0]',
+    'never matches: it needs at least 254 characters and a name has at most 253',
   ],
   [
     'an invalid service account glob',
