@@ -241,7 +241,8 @@ export function parseDockerConfig(raw: unknown, origin: string): DockerConfig {
   if (Array.isArray(value)) {
     if (value.length === 0)
       throw fail('', 'empty list: expected at least one {registry, username, password}');
-    entries = value.map((item, i) => fromRegistryForm(item, `[${i}]`, fail));
+    // Array.from visits holes of a sparse array (map would skip them and leave holes in entries).
+    entries = Array.from(value, (item: unknown, i) => fromRegistryForm(item, `[${i}]`, fail));
     const firstIndex = new Map<string, number>();
     entries.forEach(([registry], i) => {
       const first = firstIndex.get(registry);

@@ -209,6 +209,12 @@ const malformed: readonly [string, unknown, string, string][] = [
   ['a misspelt password key', { registry: 'r', username: 'u', pasword: 'p' }, '', 'unknown key "pasword"'],
   ['an empty list', [], '', 'empty list'],
   [
+    'a sparse list (an already-parsed value)',
+    Object.assign([] as unknown[], { 1: { registry: 'r', username: 'u', password: 'p' } }),
+    '[0]: ',
+    'expected an object, got undefined',
+  ],
+  [
     'a list holding a non-object',
     [{ registry: 'r', username: 'u', password: 'p' }, 'x'],
     '[1]: ',
@@ -406,6 +412,138 @@ describe('parseDockerConfig properties', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Round trips through every accepted shape
+
+type Credential = { registry: string; username: string; password: string; email?: string };
+
+/** The shapes a source may hold the same credentials in (the registry forms only without auth fields). */
+const SHAPES = {
+  'auths with auth': (cs: readonly Credential[]) => ({
+    auths: Object.fromEntries(
+      cs.map((c) => [
+        c.registry,
+        { auth: b64(`${c.username}:${c.password}`), ...(c.email !== undefined && { email: c.email }) },
+      ]),
+    ),
+  }),
+  'auths with username and password': (cs: readonly Credential[]) => ({
+    auths: Object.fromEntries(cs.map(({ registry, ...entry }) => [registry, entry])),
+  }),
+  'auths with auth, username and password': (cs: readonly Credential[]) => ({
+    auths: Object.fromEntries(
+      cs.map(({ registry, ...entry }) => [
+        registry,
+        { ...entry, auth: b64(`${entry.username}:${entry.password}`) },
+      ]),
+    ),
+  }),
+  'a list of registries': (cs: readonly Credential[]) => cs,
+  'one registry object': (cs: readonly Credential[]) => cs[0]!,
+} as const;
+type Shape = keyof typeof SHAPES;
+const shapeArb = fc.constantFrom(...(Object.keys(SHAPES) as Shape[]));
+
+/** Re-serialises a value with the keys of every object in a random order. */
+function withShuffledKeys(value: unknown, order: (keys: string[]) => string[]): string {
+  if (Array.isArray(value)) return `[${value.map((v) => withShuffledKeys(v, order)).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const record = value as Record<string, unknown>;
+    const parts = order(Object.keys(record)).map(
+      (k) => `${JSON.stringify(k)}:${withShuffledKeys(record[k], order)}`,
+    );
+    return `{${parts.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+describe('parseDockerConfig round trips every shape', () => {
+  it('parse(render(credentials)) holds exactly the rendered credentials, from a value or from JSON text', () => {
+    fc.assert(
+      fc.property(credentialListArb, shapeArb, fc.boolean(), (credentials, shape, asText) => {
+        const used = shape === 'one registry object' ? credentials.slice(0, 1) : credentials;
+        const rendered = SHAPES[shape](used);
+        const cfg = parseDockerConfig(asText ? JSON.stringify(rendered) : rendered, ORIGIN);
+        assert.deepEqual(Object.keys(cfg.auths).sort(), used.map((c) => c.registry).sort());
+        const withNames = shape !== 'auths with auth';
+        for (const c of used) {
+          const entry = cfg.auths[c.registry]!;
+          assert.equal(Buffer.from(entry.auth, 'base64').toString('utf8'), `${c.username}:${c.password}`);
+          assert.equal(entry.auth, b64(`${c.username}:${c.password}`));
+          assert.equal(entry.email, c.email);
+          assert.equal(entry.username, withNames ? c.username : undefined);
+          assert.equal(entry.password, withNames ? c.password : undefined);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('canonical output is a fixed point, and the same whatever the key order of the text', () => {
+    fc.assert(
+      fc.property(credentialListArb, shapeArb, fc.integer(), (credentials, shape, seed) => {
+        const rendered = SHAPES[shape](credentials);
+        const canonical = serializeDockerConfig(parseDockerConfig(rendered, ORIGIN));
+        assert.equal(serializeDockerConfig(parseDockerConfig(canonical, ORIGIN)), canonical);
+        // A deterministic shuffle from the seed: rotate and maybe reverse.
+        const order = (keys: string[]) => {
+          const k = keys.length === 0 ? 0 : Math.abs(seed) % keys.length;
+          const rotated = [...keys.slice(k), ...keys.slice(0, k)];
+          return seed % 2 === 0 ? rotated : rotated.reverse();
+        };
+        const shuffled = withShuffledKeys(rendered, order);
+        assert.equal(serializeDockerConfig(parseDockerConfig(shuffled, ORIGIN)), canonical);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('normalises an auth whose unused padding bits are set, so equal credentials hash equally', () => {
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    fc.assert(
+      fc.property(credentialArb, fc.integer({ min: 1, max: 15 }), (c, bits) => {
+        const canonicalAuth = b64(`${c.username}:${c.password}`);
+        const padding = canonicalAuth.endsWith('==') ? 2 : canonicalAuth.endsWith('=') ? 1 : 0;
+        fc.pre(padding > 0);
+        // The last data character carries 4 (with "==") or 2 (with "=") bits that decode to nothing.
+        const unused = padding === 2 ? 4 : 2;
+        const at = canonicalAuth.length - padding - 1;
+        const index = ALPHABET.indexOf(canonicalAuth[at]!) | (bits % (1 << unused) || 1);
+        const noisy = `${canonicalAuth.slice(0, at)}${ALPHABET[index]}${canonicalAuth.slice(at + 1)}`;
+        assert.notEqual(noisy, canonicalAuth);
+        const cfg = parseDockerConfig({ auths: { [c.registry]: { auth: noisy } } }, ORIGIN);
+        assert.equal(cfg.auths[c.registry]!.auth, canonicalAuth);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never throws anything but SourceError on any JavaScript value', () => {
+    const anything = fc.anything({
+      withBigInt: true,
+      withBoxedValues: true,
+      withDate: true,
+      withMap: true,
+      withSet: true,
+      withNullPrototype: true,
+      withObjectString: true,
+      withSparseArray: true,
+      withTypedArray: true,
+      withUnicodeString: true,
+    });
+    fc.assert(
+      fc.property(fc.oneof(anything, fc.array(anything), fc.record({ auths: anything })), (value) => {
+        try {
+          parseDockerConfig(value, ORIGIN);
+        } catch (error) {
+          assert.ok(error instanceof SourceError, String(error));
+        }
+      }),
+      { numRuns: 1000 },
     );
   });
 });
