@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import type { LabelSelector, LabelSelectorRequirement, NamespaceSelection } from '../lib/config.ts';
 import { parseConfig } from '../lib/config.ts';
 import { ConfigError } from '../lib/errors.ts';
-import { compileGlob, globSyntaxError, isGlob, matchesGlob } from '../lib/glob.ts';
+import { compileGlob, globSyntaxError, isGlob, matchesGlob, shortestMatch } from '../lib/glob.ts';
 import {
   isOptedOut,
   matchesLabelSelector,
@@ -406,5 +406,194 @@ describe('isOptedOut', () => {
   it('ignores the legacy annotation when asked to (service accounts)', () => {
     assert.equal(isOptedOut({ [LEGACY_EXCLUDE_ANNOTATION]: 'true' }, { legacy: false }), false);
     assert.equal(isOptedOut({ [EXCLUDE_ANNOTATION]: 'true' }, { legacy: false }), true);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Properties of the selection, against a reference written from the documented rules
+
+/**
+ * Kubernetes label selector semantics on the set of (key, value) pairs, the
+ * way the API reference states them: In holds when some listed value is paired
+ * with the key, NotIn when none is, Exists when the key has any pair,
+ * DoesNotExist when it has none, and matchLabels {k: v} is In(k, [v]).
+ */
+function referenceSelector(labels: Record<string, string>, sel: LabelSelector): boolean {
+  const pairs = Object.entries(labels);
+  const paired = (key: string, values: readonly string[]) =>
+    pairs.some(([k, v]) => k === key && values.includes(v));
+  const present = (key: string) => pairs.some(([k]) => k === key);
+  const holds = (r: LabelSelectorRequirement) =>
+    ({
+      In: () => paired(r.key, r.values),
+      NotIn: () => !paired(r.key, r.values),
+      Exists: () => present(r.key),
+      DoesNotExist: () => !present(r.key),
+    })[r.operator]();
+  return (
+    Object.entries(sel.matchLabels).every(([key, value]) => paired(key, [value])) &&
+    sel.matchExpressions.every(holds)
+  );
+}
+
+const SYSTEM = ['kube-system', 'kube-public', 'kube-node-lease'];
+const OPT_OUTS = [EXCLUDE_ANNOTATION, LEGACY_EXCLUDE_ANNOTATION];
+
+/** docs/configuration.md's rules in order, with path.matchesGlob for the globs. */
+function referenceDecision(namespace: NamespaceInfo, sel: NamespaceSelection): true | SkipReason {
+  const matches = (patterns: readonly string[]) => patterns.some((p) => path.matchesGlob(namespace.name, p));
+  if (namespace.terminating) return 'terminating';
+  if (Object.entries(namespace.annotations).some(([k, v]) => OPT_OUTS.includes(k) && v === 'true'))
+    return 'opted-out';
+  if (matches(sel.exclude)) return 'excluded';
+  if (sel.excludeSystem && SYSTEM.includes(namespace.name) && !sel.include.includes(namespace.name))
+    return 'system';
+  if (sel.include.length > 0 && !matches(sel.include)) return 'not-included';
+  if (sel.selector && !referenceSelector({ ...namespace.labels }, sel.selector)) return 'selector';
+  return true;
+}
+
+const labelKeyArb = fc.constantFrom('team', 'tier', 'app.kubernetes.io/name', 'constructor', 'toString');
+const labelValueArb = fc.constantFrom('', 'a', 'b', 'prod');
+const anyRequirementArb: fc.Arbitrary<LabelSelectorRequirement> = fc.oneof(
+  fc.record({
+    key: labelKeyArb,
+    operator: fc.constantFrom('In' as const, 'NotIn' as const),
+    values: fc.uniqueArray(labelValueArb, { minLength: 1, maxLength: 3 }),
+  }),
+  fc.record({
+    key: labelKeyArb,
+    operator: fc.constantFrom('Exists' as const, 'DoesNotExist' as const),
+    values: fc.constant([]),
+  }),
+);
+const labelSelectorArb: fc.Arbitrary<LabelSelector> = fc.record({
+  matchLabels: fc.dictionary(labelKeyArb, labelValueArb, { maxKeys: 2 }),
+  matchExpressions: fc.array(anyRequirementArb, { maxLength: 3 }),
+});
+const namespaceNameArb = fc.oneof(nameArb, fc.constantFrom(...SYSTEM, 'kube-flannel', 'default'));
+const annotationsArb = fc.dictionary(
+  fc.constantFrom(EXCLUDE_ANNOTATION, LEGACY_EXCLUDE_ANNOTATION, 'other.example.com/note'),
+  fc.constantFrom('true', 'false', 'True', ''),
+  { maxKeys: 2 },
+);
+const namespaceArb: fc.Arbitrary<NamespaceInfo> = fc.record({
+  name: namespaceNameArb,
+  labels: fc.dictionary(labelKeyArb, labelValueArb, { maxKeys: 3 }),
+  annotations: annotationsArb,
+  terminating: fc.constantFrom(false, false, false, true),
+});
+const patternsArb = fc.array(fc.oneof(patternArb, namespaceNameArb), { maxLength: 3 });
+const selectionArb: fc.Arbitrary<NamespaceSelection> = fc
+  .record({
+    include: patternsArb,
+    exclude: patternsArb,
+    excludeSystem: fc.boolean(),
+    selector: fc.option(labelSelectorArb, { nil: undefined }),
+  })
+  .map(({ selector, ...rest }) => (selector === undefined ? rest : { ...rest, selector }));
+
+describe('selection properties', () => {
+  it('label selectors agree with the reference evaluation for every operator', () => {
+    fc.assert(
+      fc.property(fc.dictionary(labelKeyArb, labelValueArb), labelSelectorArb, (labels, sel) => {
+        assert.equal(matchesLabelSelector(labels, sel), referenceSelector(labels, sel));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('selectNamespace agrees with the documented rules, reason and all', () => {
+    fc.assert(
+      fc.property(namespaceArb, selectionArb, (namespace, sel) => {
+        const expected = referenceDecision(namespace, sel);
+        assert.deepEqual(
+          selectNamespace(namespace, sel),
+          expected === true ? { selected: true } : { selected: false, reason: expected },
+        );
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('exclude always wins, whatever include, excludeSystem and the selector say', () => {
+    fc.assert(
+      fc.property(
+        namespaceArb,
+        selectionArb,
+        fc.constantFrom('name', '*', 'prefix'),
+        (namespace, sel, how) => {
+          const pattern =
+            how === 'name' ? namespace.name : how === '*' ? '*' : `${namespace.name.slice(0, 1)}*`;
+          const decision = selectNamespace(namespace, {
+            ...sel,
+            include: [...sel.include, namespace.name],
+            exclude: [...sel.exclude, pattern],
+          });
+          assert.equal(decision.selected, false);
+        },
+      ),
+    );
+  });
+
+  it('an opt-out annotation set to "true" always excludes, even a namespace named in include', () => {
+    fc.assert(
+      fc.property(namespaceArb, selectionArb, fc.constantFrom(...OPT_OUTS), (namespace, sel, annotation) => {
+        const optedOut = { ...namespace, annotations: { ...namespace.annotations, [annotation]: 'true' } };
+        const decision = selectNamespace(optedOut, { ...sel, include: [namespace.name], exclude: [] });
+        assert.deepEqual(decision, {
+          selected: false,
+          reason: namespace.terminating ? 'terminating' : 'opted-out',
+        });
+      }),
+    );
+  });
+
+  it('a decision depends on the namespace alone, not on the others or their order', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(namespaceArb, { selector: (n) => n.name, maxLength: 8 }),
+        selectionArb,
+        fc.integer({ min: 0 }),
+        (namespaces, sel, seed) => {
+          const selected = (list: readonly NamespaceInfo[]) =>
+            list
+              .filter((n) => selectNamespace(n, sel).selected)
+              .map((n) => n.name)
+              .sort();
+          const k = namespaces.length === 0 ? 0 : seed % namespaces.length;
+          const reordered = [...namespaces.slice(k), ...namespaces.slice(0, k)].reverse();
+          assert.deepEqual(selected(reordered), selected(namespaces));
+        },
+      ),
+    );
+  });
+});
+
+describe('shortestMatch', () => {
+  it('counts every token but *', () => {
+    assert.equal(shortestMatch('team-[ab]*'), 6);
+    assert.equal(shortestMatch('*'), 0);
+    assert.equal(shortestMatch('a?[!a-c]**b'), 4);
+  });
+
+  it('is a lower bound on the length of every name a glob matches, and is reached', () => {
+    fc.assert(
+      fc.property(patternArb, nameArb, (pattern, name) => {
+        if (matchesGlob(name, pattern))
+          assert.ok(name.length >= shortestMatch(pattern), `${name} vs ${pattern}`);
+        // Dropping the stars and picking one character per other token gives a match of exactly that length.
+        const witness = pattern
+          .replaceAll('*', '')
+          .replace(/\[(!?)([^\]]*)\]|\?/g, (token, negate: string | undefined, body: string | undefined) => {
+            if (token === '?') return 'a';
+            const candidates = ['a', 'b', 'c', '0', '1', '9', '.', 'x', 'z'];
+            return candidates.find((c) => matchesGlob(c, `[${negate ?? ''}${body ?? ''}]`)) ?? 'a';
+          });
+        assert.equal(witness.length, shortestMatch(pattern));
+        assert.ok(matchesGlob(witness, pattern), `${witness} vs ${pattern}`);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

@@ -967,6 +967,19 @@ describe('plan: properties', () => {
     );
   });
 
+  it('plans the same actions whatever order the namespaces were listed in', () => {
+    fc.assert(
+      fc.property(worldArb, fc.nat(), (planInput, seed) => {
+        const namespaces = planInput.observed.namespaces;
+        const k = namespaces.length === 0 ? 0 : seed % namespaces.length;
+        const reordered = [...namespaces.slice(k), ...namespaces.slice(0, k)].reverse();
+        const again = plan({ ...planInput, observed: { ...planInput.observed, namespaces: reordered } });
+        assert.deepEqual(again.map(show).sort(), plan(planInput).map(show).sort());
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('writes only what it owns, in namespaces it may touch, at most once per secret', () => {
     fc.assert(
       fc.property(worldArb, (planInput) => {
