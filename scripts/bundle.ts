@@ -14,7 +14,7 @@ import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
+import { type BuildOptions, build } from 'esbuild';
 import { loadConfig } from '../lib/config.ts';
 import { describeError } from '../lib/errors.ts';
 
@@ -45,6 +45,19 @@ const BANNER = [
   'const require = __bundleCreateRequire(import.meta.url);',
 ].join('\n');
 
+/** How the Lambda is built; `npm run bench` builds its workload the same way. */
+export const BUILD_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  target: 'node24',
+  format: 'esm',
+  mainFields: ['module', 'main'],
+  minify: true,
+  legalComments: 'none',
+  banner: { js: BANNER },
+  logLevel: 'warning',
+} as const satisfies BuildOptions;
+
 async function exists(file: string): Promise<boolean> {
   return stat(file).then(
     () => true,
@@ -73,19 +86,11 @@ export async function bundle(options: BundleOptions = {}): Promise<BundleResult>
   await mkdir(outdir, { recursive: true });
   const bundlePath = path.join(outdir, 'reconcile.mjs');
   await build({
+    ...BUILD_OPTIONS,
     entryPoints: [path.join(ROOT, 'functions', 'reconcile.ts')],
     outfile: bundlePath,
-    bundle: true,
-    platform: 'node',
-    target: 'node24',
-    format: 'esm',
-    mainFields: ['module', 'main'],
-    minify: true,
     sourcemap: true,
     sourcesContent: false,
-    legalComments: 'none',
-    banner: { js: BANNER },
-    logLevel: 'warning',
   });
   if (config) await copyFile(config, path.join(outdir, BUNDLED_CONFIG_NAME));
   const result: BundleResult = {
