@@ -14,6 +14,7 @@ import type { SourceConfig } from './config.ts';
 import { contentHash, parseDockerConfig, serializeDockerConfig } from './dockerconfig.ts';
 import { PatcherError, SourceError } from './errors.ts';
 import type { KubeClient } from './kube.ts';
+import { DOCKER_CONFIG_KEY } from './ownership.ts';
 import type { DesiredContent } from './plan.ts';
 
 /** A short, credential-free name for a source, used in messages and reports. */
@@ -22,7 +23,11 @@ export function describeSource(source: SourceConfig): string {
     const sm = source.secretsManager;
     return `secretsManager:${sm.secretId}${sm.versionId ? `@${sm.versionId}` : sm.versionStage ? `:${sm.versionStage}` : ''}`;
   }
-  if ('kubernetes' in source) return `kubernetes:${source.kubernetes.namespace}/${source.kubernetes.name}`;
+  if ('kubernetes' in source) {
+    const { namespace, name, key } = source.kubernetes;
+    // The data key is named when it is not the usual one, so a message about its content says which key.
+    return `kubernetes:${namespace}/${name}${key === DOCKER_CONFIG_KEY ? '' : `[${key}]`}`;
+  }
   return `file:${source.file}`;
 }
 
