@@ -44,6 +44,8 @@ export type ChildResult = {
   /** Peak RSS of the whole process, and before the work began (Node and the loaded code). */
   readonly peakRssMB: number;
   readonly baselineRssMB: number;
+  /** CPU time (user + system) this process spent on the work. */
+  readonly cpuSeconds: number;
   readonly reports?: readonly ClusterReport[];
 };
 
@@ -62,7 +64,7 @@ function peakRssMB(): number {
 
 const progress = (text: string) => process.stderr.write(`${text}\n`);
 
-type Work = Omit<ChildResult, 'peakRssMB' | 'baselineRssMB'>;
+type Work = Omit<ChildResult, 'peakRssMB' | 'baselineRssMB' | 'cpuSeconds'>;
 
 async function engine(job: EngineJob): Promise<Work> {
   const config = parseConfig(job.config, 'bench');
@@ -138,8 +140,11 @@ async function floor(job: FloorJob): Promise<Work> {
 if (import.meta.main) {
   const job = JSON.parse(process.argv[2] ?? '{}') as EngineJob | FloorJob;
   const baselineRssMB = peakRssMB();
+  const cpu = process.cpuUsage();
   const result = job.mode === 'floor' ? await floor(job) : await engine(job);
+  const { user, system } = process.cpuUsage(cpu);
+  const cpuSeconds = (user + system) / 1e6;
   process.stdout.write(
-    `${JSON.stringify({ ...result, peakRssMB: peakRssMB(), baselineRssMB } satisfies ChildResult)}\n`,
+    `${JSON.stringify({ ...result, peakRssMB: peakRssMB(), baselineRssMB, cpuSeconds } satisfies ChildResult)}\n`,
   );
 }
