@@ -50,6 +50,8 @@ export type Request = {
   readonly body?: unknown;
   /** Defaults to application/json when there is a body. */
   readonly contentType?: string;
+  /** Aborts the request (the error is an AbortError carrying the signal's reason). */
+  readonly signal?: AbortSignal | undefined;
 };
 
 /** No byte for this long on an open request: the socket is dropped (ETIMEDOUT), and the call may be retried. */
@@ -94,6 +96,7 @@ export async function kubeRequest<T>(connection: KubeConnection, request: Reques
         agent: connection.agent,
         headers,
         ...(credentials.auth ? { auth: credentials.auth } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

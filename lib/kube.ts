@@ -74,6 +74,12 @@ export type KubeClientOptions = {
   readonly pageSize?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
+  /**
+   * Stops reads (lists and gets, and their retries) when it fires, so a hung
+   * read cannot outlast a deadline. Writes in flight are left to finish: the
+   * caller stops starting new ones.
+   */
+  readonly signal?: AbortSignal | undefined;
 };
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -157,6 +163,14 @@ const REASON_BY_STATUS: Record<number, string> = {
  */
 export function toKubeApiError(error: unknown, what: string): KubeApiError {
   if (error instanceof KubeApiError) return error;
+  if (error instanceof Error && error.name === 'AbortError') {
+    const reason = error.cause instanceof Error ? error.cause.message : 'aborted';
+    return new KubeApiError(
+      `${what}: stopped: ${reason}`,
+      { status: 0, reason: 'Aborted' },
+      { cause: error },
+    );
+  }
   if (error instanceof HttpStatusError) {
     const status = error.status;
     const { reason, message } = statusReason(error.body);
@@ -231,6 +245,7 @@ export class KubeClient {
   readonly #pageSize: number | undefined;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
+  readonly #signal: AbortSignal | undefined;
 
   constructor(connection: KubeConnection, options: KubeClientOptions = {}) {
     this.#connection = connection;
@@ -238,20 +253,41 @@ export class KubeClient {
     this.#pageSize = options.pageSize || undefined;
     this.#sleep = options.sleep ?? defaultSleep;
     this.#random = options.random ?? Math.random;
+    this.#signal = options.signal;
   }
 
-  async #call<T>(verb: Verb, what: string, request: () => Promise<T>): Promise<T> {
+  async #call<T>(verb: Verb, what: string, request: (signal?: AbortSignal) => Promise<T>): Promise<T> {
+    const signal = verb === 'list' || verb === 'get' ? this.#signal : undefined;
     for (let attempt = 0; ; attempt++) {
+      if (signal?.aborted) {
+        const stopped = Object.assign(new Error('aborted', { cause: signal.reason }), { name: 'AbortError' });
+        throw toKubeApiError(stopped, what);
+      }
       this.stats.total++;
       this.stats.byVerb[verb]++;
       try {
-        return await request();
+        return await request(signal);
       } catch (thrown) {
         const error = toKubeApiError(thrown, what);
         if (!retryable(error) || attempt >= this.#retry.maxRetries) throw error;
         this.stats.retries++;
-        await this.#sleep(this.#delay(attempt, error));
+        await this.#pause(this.#delay(attempt, error), signal);
       }
+    }
+  }
+
+  /** Sleeps `ms`, or less when `signal` fires (the next attempt then stops). */
+  async #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    if (!signal) return this.#sleep(ms);
+    let onAbort = () => {};
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = resolve;
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([this.#sleep(ms), aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -264,7 +300,7 @@ export class KubeClient {
   }
 
   #send<T>(verb: Verb, what: string, request: Request): Promise<T> {
-    return this.#call(verb, what, () => kubeRequest<T>(this.#connection, request));
+    return this.#call(verb, what, (signal) => kubeRequest<T>(this.#connection, { ...request, signal }));
   }
 
   async #listAll<T, R>(

@@ -100,6 +100,7 @@ export async function run(config: Config, request: RunRequest, deps: RunDeps): P
           client = new KubeClient(await deps.connect(cluster), {
             retry: { maxRetries: config.settings.maxRetries },
             pageSize: config.settings.pageSize,
+            signal: deps.signal,
             ...(deps.sleep ? { sleep: deps.sleep } : {}),
           });
         } catch (error) {

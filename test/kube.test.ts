@@ -331,6 +331,48 @@ describe('KubeClient retries', () => {
     assert.equal(kube.stats.byVerb.list, 2);
   });
 
+  it('stops a hung read when its signal fires, without retrying it', async () => {
+    const hung = createServer(() => {});
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const controller = new AbortController();
+    const kube = new KubeClient(connection(`http://127.0.0.1:${(hung.address() as AddressInfo).port}`), {
+      signal: controller.signal,
+    });
+    try {
+      setTimeout(() => controller.abort(new Error('the deadline is near')), 50);
+      await assert.rejects(kube.listNamespaces(), (error: unknown) => {
+        assert.ok(error instanceof KubeApiError);
+        assert.equal(error.reason, 'Aborted');
+        assert.equal(error.message, 'list namespaces: stopped: the deadline is near');
+        return true;
+      });
+      assert.equal(kube.stats.byVerb.list, 1);
+      await assert.rejects(kube.readSecret('team-a', 'regcred'), /stopped: the deadline is near/);
+    } finally {
+      hung.closeAllConnections();
+      await new Promise<void>((resolve) => hung.close(() => resolve()));
+    }
+  });
+
+  it('cuts a retry pause short when the signal fires, and lets writes through', async () => {
+    replies = [tooMany('30'), { status: 201, body: { metadata: { name: 'regcred', namespace: 'team-a' } } }];
+    const controller = new AbortController();
+    const kube = new KubeClient(connection(`http://127.0.0.1:${port}`), { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('the deadline is near')), 50);
+    const started = Date.now();
+    await assert.rejects(kube.listNamespaces(), /stopped: the deadline is near/);
+    assert.ok(Date.now() - started < 5000, 'did not wait out the 30 s Retry-After');
+    assert.equal(kube.stats.byVerb.list, 1, 'the retry after the pause was not sent');
+    const created = await kube.createSecret('team-a', {
+      name: 'regcred',
+      labels: {},
+      annotations: {},
+      type: 'kubernetes.io/dockerconfigjson',
+      data: {},
+    });
+    assert.equal(created.name, 'regcred');
+  });
+
   it('does not retry a local failure that is not a connection error', async () => {
     replies = [{ status: 200, body: namespaceList(['team-a']) }];
     const sleeps: number[] = [];
