@@ -23,8 +23,11 @@ import { onInterrupt, type RigProcess, startProcess } from './processes.ts';
 export type Etcd = {
   readonly url: string;
   stop(): Promise<void>;
-  /** Stops etcd and starts it again on the same port and data. */
-  restart(): Promise<void>;
+  /**
+   * Stops etcd and starts it again on the same port and data: gracefully by
+   * default (SIGTERM, which waits for open streams), or as a crash with SIGKILL.
+   */
+  restart(signal?: NodeJS.Signals): Promise<void>;
 };
 
 export type Identity = WebhookUser & { readonly token: string; readonly kubeconfigPath: string };
@@ -33,6 +36,8 @@ export type TestCluster = {
   readonly name: string;
   readonly server: string;
   readonly caCertPem: string;
+  /** The API server's serving certificate and key (127.0.0.1, signed by the CA), for a proxy standing in for it. */
+  readonly tls: { readonly certPath: string; readonly keyPath: string };
   readonly adminToken: string;
   readonly adminKubeconfigPath: string;
   readonly dir: string;
@@ -106,8 +111,8 @@ export async function startEtcd(dir: string): Promise<Etcd> {
   return {
     url,
     stop: async () => proc?.stop(),
-    restart: async () => {
-      await proc?.stop();
+    restart: async (signal) => {
+      await proc?.stop(signal);
       await start();
     },
   };
@@ -221,6 +226,7 @@ async function startCluster(
     name,
     server,
     caCertPem: pki.caCertPem,
+    tls: { certPath: pki.servingCertPath, keyPath: pki.servingKeyPath },
     adminToken,
     adminKubeconfigPath,
     dir,
