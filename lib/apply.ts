@@ -4,6 +4,8 @@
  * references; references dropped before a prune). Every write is guarded by
  * what was observed (resourceVersion, uid); when the object moved on, it is
  * read again and the same rules decide again, a bounded number of times.
+ * Once a write has found the API server unreachable through all its retries,
+ * the writes not yet started are left for the next run.
  */
 import pLimit from 'p-limit';
 import { describeError, KubeApiError } from './errors.ts';
@@ -191,6 +193,9 @@ export async function apply(
   const results: ActionResult[] = [];
   const limit = pLimit(options.concurrency);
   let finished = 0;
+  // Set once a write has spent all its retries on an API server that does not
+  // answer: the writes after it would each spend theirs too, for minutes.
+  let unreachable: string | undefined;
 
   await Promise.all(
     [...byNamespace.values()].map((list) =>
@@ -198,13 +203,9 @@ export async function apply(
         const local: ActionResult[] = [];
         let gone: string | undefined;
         for (const action of list) {
-          if (options.signal?.aborted) {
-            local.push({
-              action,
-              kind: action.kind,
-              outcome: 'not-started',
-              detail: 'stopped before the deadline',
-            });
+          const stop = options.signal?.aborted ? 'stopped before the deadline' : unreachable;
+          if (stop) {
+            local.push({ action, kind: action.kind, outcome: 'not-started', detail: stop });
             continue;
           }
           const blocker =
@@ -216,6 +217,9 @@ export async function apply(
           try {
             local.push({ action, ...(await applyOne(client, action, options)) });
           } catch (error) {
+            if (error instanceof KubeApiError && error.reason === 'Unreachable') {
+              unreachable ??= `not tried: the API server stopped answering (${error.message})`;
+            }
             gone = namespaceUnavailable(error);
             local.push(
               gone

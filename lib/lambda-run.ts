@@ -124,7 +124,7 @@ function failureReason(report: ClusterReport): string {
     ...(report.errors.length > 2 ? [`${report.errors.length - 2} more errors`] : []),
     totals.errors > 0 ? `${totals.errors} namespace error${totals.errors === 1 ? '' : 's'}` : '',
     totals.conflicts > 0 ? `${totals.conflicts} conflict${totals.conflicts === 1 ? '' : 's'}` : '',
-    report.notDone > 0 ? `${report.notDone} writes not done before the deadline` : '',
+    report.notDone > 0 ? `${report.notDone} writes not started` : '',
   ].filter(Boolean);
   return parts.join(', ') || 'not converged';
 }

@@ -291,8 +291,13 @@ export function plan(input: PlanInput): Action[] {
       const selecting = verdicts.filter((v) => v.verdict.selected).map((v) => v.mapping);
 
       if (ns.terminating) {
-        for (const m of mappings.filter((m) => active(m.name)))
-          actions.push({ ...base, mapping: m.name, kind: 'skip', reason: 'terminating' });
+        // Reported only where it matters: a namespace the mapping targets, or one holding a copy.
+        const alive = { ...ns, terminating: false };
+        for (const m of mappings.filter((m) => active(m.name))) {
+          if (existing || selectNamespace(alive, m.namespaces).selected) {
+            actions.push({ ...base, mapping: m.name, kind: 'skip', reason: 'terminating' });
+          }
+        }
         continue;
       }
       if (selecting.length > 1) {

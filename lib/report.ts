@@ -237,7 +237,8 @@ export function renderTable(reports: readonly ClusterReport[]): string {
         .join(', ');
       if (skipped) out.push(`  skipped ${m.mapping}: ${skipped}`);
     }
-    if (r.notDone > 0) out.push(`  not done (stopped before the deadline): ${r.notDone} writes`);
+    if (r.notDone > 0)
+      out.push(`  not started (deadline near, or API server unreachable): ${r.notDone} writes`);
     if (r.dryRun) {
       for (const w of r.writes) {
         out.push(

@@ -528,7 +528,7 @@ describe('deadline', () => {
       firedAfter !== undefined && firedAfter >= 250 && firedAfter < 400,
       `fired after ${firedAfter} ms`,
     );
-    assert.match((out.error as Error).message, /prod \(3 writes not done before the deadline\)/);
+    assert.match((out.error as Error).message, /prod \(3 writes not started\)/);
   });
 
   it('clears the deadline timer when the run ends', async () => {

@@ -291,11 +291,12 @@ describe('plan: the secret in a selected namespace', () => {
       ],
     },
     {
-      name: 'skips a terminating namespace quietly: no write and no prune',
-      mappings: [mapping()],
+      name: 'skips a terminating namespace quietly: no write and no prune; says so only where it targets or holds a copy',
+      mappings: [mapping({ namespaces: { include: ['team-*'] } })],
       namespaces: [
         namespace('team-a', { terminating: true }),
         namespace('team-b', { terminating: true, annotations: { [EXCLUDE_ANNOTATION]: 'true' } }),
+        namespace('other', { terminating: true }),
       ],
       secrets: [ours('team-b')],
       accounts: [account('team-a'), account('team-b', 'default', { refs: ['regcred'] })],

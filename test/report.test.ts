@@ -389,7 +389,7 @@ describe('renderTable', () => {
     ]);
     assert.match(text, /^cluster prod: NOT converged in/m);
     assert.match(text, /^ {2}error: list secrets named regcred: 503 ServiceUnavailable$/m);
-    assert.match(text, /^ {2}not done \(stopped before the deadline\): 1 writes$/m);
+    assert.match(text, /^ {2}not started \(deadline near, or API server unreachable\): 1 writes$/m);
     assert.doesNotMatch(text, /would /);
   });
 });
