@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--namespaces 100,1000,3000] [--clusters 3] [--fanout-namespaces 300] [--json]`
+ * `npm run bench -- [--namespaces 100,1000,3000] [--clusters 3] [--fanout-namespaces 300] [--latency-ms 20] [--json]`
  *
  * The engine on the local control plane, as the restricted identity infra/
  * defines, with figures rather than assertions. For each namespace count, on
@@ -11,7 +11,9 @@
  *   engine's overhead is a ratio measured on the same machine in the same run,
  * - the engine's peak RSS (each run is its own process).
  * Once: the Lambda bundle's size and cold import time, and one run over
- * several clusters against one run over a single cluster.
+ * several clusters against one run over a single cluster, each API server
+ * behind a proxy that adds `--latency-ms` to every request (the clusters'
+ * API servers share this machine's cores; real ones are remote and apart).
  *
  * Progress goes to stderr. Without --json a table and the targets follow;
  * with --json the last stdout line is one JSON object (see BENCHMARKS.md).
@@ -27,6 +29,7 @@ import pLimit from 'p-limit';
 import { parseConfig } from '../lib/config.ts';
 import { adminApi, applyRbac, credentialFile, PATCHER_GROUP, tempDir } from '../test/integration/fixture.ts';
 import { type Rig, startRig, type TestCluster } from '../test/rig/cluster.ts';
+import { type FaultProxy, startFaultProxy } from '../test/rig/fault-proxy.ts';
 import { waitFor } from '../test/rig/ports.ts';
 import type { ChildResult, EngineJob, FloorJob } from './bench-child.ts';
 import { BUILD_OPTIONS, bundle } from './bundle.ts';
@@ -47,6 +50,7 @@ const { values } = parseArgs({
     namespaces: { type: 'string', default: '100,1000,3000' },
     clusters: { type: 'string', default: '3' },
     'fanout-namespaces': { type: 'string', default: '300' },
+    'latency-ms': { type: 'string', default: '20' },
     json: { type: 'boolean', default: false },
   },
   strict: true,
@@ -64,6 +68,7 @@ function positiveInts(flag: string, text: string, min: number): number[] {
 const counts = positiveInts('namespaces', values.namespaces, 1);
 const [fanoutClusters = 0] = positiveInts('clusters', values.clusters, 0);
 const [fanoutNamespaces = 1] = positiveInts('fanout-namespaces', values['fanout-namespaces'], 1);
+const [latencyMs = 0] = positiveInts('latency-ms', values['latency-ms'], 0);
 const say = (text: string) => process.stderr.write(`${text}\n`);
 const secs = (s: number) => `${s.toFixed(2)} s`;
 
@@ -212,6 +217,8 @@ async function measureScale(n: number): Promise<Result> {
 type Fanout = {
   clusters: number;
   namespacesPerCluster: number;
+  /** Added to every request by a proxy in front of each API server, as the round trip to a remote control plane. */
+  latencyMs: number;
   /** Wall time, and the engine's own CPU time (the API servers share this machine's cores). */
   single: { seconds: number; cpuSeconds: number };
   fanout: { seconds: number; cpuSeconds: number; perCluster: Record<string, number> };
@@ -219,15 +226,24 @@ type Fanout = {
   ratio: number;
 };
 
-async function measureFanout(k: number, n: number): Promise<Fanout> {
-  say(`fan-out: starting ${k} clusters of ${n} namespaces`);
+async function measureFanout(k: number, n: number, latency: number): Promise<Fanout> {
+  say(`fan-out: starting ${k} clusters of ${n} namespaces, ${latency} ms added to each request`);
   const rig = await startRig({ clusters: k });
+  const proxies: FaultProxy[] = [];
   try {
     await Promise.all(rig.clusters.map((cluster) => createNamespaces(cluster, 'fan', n)));
     const cred = credentialFile(tempDir(), 'fanout');
     const single = mapping('fan-single', cred.path, 'fan-*');
     const all = mapping('fan-all', cred.path, 'fan-*');
     const setups = await setUp(rig, [single, all]);
+    if (latency > 0) {
+      for (const { cluster, kubeconfig } of setups) {
+        const proxy = await startFaultProxy(cluster);
+        proxy.setHook(() => new Promise((resolve) => setTimeout(() => resolve(undefined), latency)));
+        proxy.route(kubeconfig);
+        proxies.push(proxy);
+      }
+    }
     say('fan-out: one cluster');
     const one = await child(engineJob(setups.slice(0, 1), [single]));
     say(`fan-out: ${k} clusters in one run`);
@@ -237,11 +253,13 @@ async function measureFanout(k: number, n: number): Promise<Fanout> {
     return {
       clusters: k,
       namespacesPerCluster: n,
+      latencyMs: latency,
       single: { seconds: one.seconds, cpuSeconds: one.cpuSeconds },
       fanout: { seconds: many.seconds, cpuSeconds: many.cpuSeconds, perCluster },
       ratio: many.seconds / one.seconds,
     };
   } finally {
+    await Promise.all(proxies.map((proxy) => proxy.close()));
     await rig.stop();
   }
 }
@@ -320,7 +338,8 @@ const verbs = (byVerb: Record<string, number>) =>
 const built = await measureBundle();
 const results: Result[] = [];
 for (const n of counts) results.push(await measureScale(n));
-const fanout = fanoutClusters > 0 ? await measureFanout(fanoutClusters, fanoutNamespaces) : undefined;
+const fanout =
+  fanoutClusters > 0 ? await measureFanout(fanoutClusters, fanoutNamespaces, latencyMs) : undefined;
 const checks = verdicts(results, built);
 
 const extras = { bundle: { bytes: built.bytes }, coldImportMs: built.coldImportMs, fanout, targets: checks };
@@ -358,7 +377,7 @@ if (values.json) {
     '',
     `bundle: ${built.bytes} bytes; cold import ${built.coldImportMs.toFixed(0)} ms`,
     fanout
-      ? `fan-out: ${fanout.clusters} clusters × ${fanout.namespacesPerCluster} namespaces in ${secs(fanout.fanout.seconds)} ` +
+      ? `fan-out (${fanout.latencyMs} ms per request): ${fanout.clusters} clusters × ${fanout.namespacesPerCluster} namespaces in ${secs(fanout.fanout.seconds)} ` +
         `(engine CPU ${secs(fanout.fanout.cpuSeconds)}), one cluster in ${secs(fanout.single.seconds)} ` +
         `(engine CPU ${secs(fanout.single.cpuSeconds)}): ${fanout.ratio.toFixed(2)}× the wall time`
       : '',
