@@ -326,12 +326,12 @@ describe('faults: the run ends cleanly, the next one converges, nothing of anyon
   it('finishes cleanly when etcd crashes and when it restarts gracefully mid-run, and the next run converges', {
     timeout: 300_000,
   }, async (t) => {
-    const namespaces = names('fe', 160);
+    const namespaces = names('fe', 400);
     await createNamespaces(
       cluster(),
       namespaces.map((name) => ({ name })),
     );
-    const foreign = await plantForeign(namespaces.filter((_, i) => i % 20 === 0));
+    const foreign = await plantForeign(namespaces.filter((_, i) => i % 40 === 0));
     const cred = credentialFile(dir, 'fe');
     const config = { mappings: [mapping('cred-fe', cred.path, 'fe')] };
 
