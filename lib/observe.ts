@@ -34,13 +34,19 @@ export async function observe(
 ): Promise<Observed> {
   const secretNames = [...new Set([...mappings.map((m) => m.secretName), ...retiredSecretNames])].sort();
   const accountNames = serviceAccountNames(mappings);
-  const [namespaces, secretLists, accountLists] = await Promise.all([
-    client.listNamespaces(),
-    Promise.all(secretNames.map((name) => client.listSecretsNamed(name))),
-    accountNames
-      ? Promise.all(accountNames.map((name) => client.listServiceAccounts(name)))
-      : Promise.all([client.listServiceAccounts()]),
-  ]);
+  const pending = {
+    namespaces: client.listNamespaces(),
+    secrets: secretNames.map((name) => client.listSecretsNamed(name)),
+    accounts: accountNames
+      ? accountNames.map((name) => client.listServiceAccounts(name))
+      : [client.listServiceAccounts()],
+  };
+  // Every list ends before any failure is thrown: the report must not go out
+  // while other lists of the same run are still retrying.
+  await Promise.allSettled([pending.namespaces, ...pending.secrets, ...pending.accounts]);
+  const namespaces = await pending.namespaces;
+  const secretLists = await Promise.all(pending.secrets);
+  const accountLists = await Promise.all(pending.accounts);
   const secrets = new Map<string, Map<string, SecretInfo>>();
   secretNames.forEach((name, i) => {
     secrets.set(name, new Map((secretLists[i] ?? []).map((s) => [s.namespace, s])));
