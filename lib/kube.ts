@@ -166,7 +166,7 @@ export function toKubeApiError(error: unknown, what: string): KubeApiError {
   if (error instanceof Error && error.name === 'AbortError') {
     const reason = error.cause instanceof Error ? error.cause.message : 'aborted';
     return new KubeApiError(
-      `${what}: stopped: ${reason}`,
+      `${what}: abandoned: ${reason}`,
       { status: 0, reason: 'Aborted' },
       { cause: error },
     );

@@ -343,11 +343,11 @@ describe('KubeClient retries', () => {
       await assert.rejects(kube.listNamespaces(), (error: unknown) => {
         assert.ok(error instanceof KubeApiError);
         assert.equal(error.reason, 'Aborted');
-        assert.equal(error.message, 'list namespaces: stopped: the deadline is near');
+        assert.equal(error.message, 'list namespaces: abandoned: the deadline is near');
         return true;
       });
       assert.equal(kube.stats.byVerb.list, 1);
-      await assert.rejects(kube.readSecret('team-a', 'regcred'), /stopped: the deadline is near/);
+      await assert.rejects(kube.readSecret('team-a', 'regcred'), /abandoned: the deadline is near/);
     } finally {
       hung.closeAllConnections();
       await new Promise<void>((resolve) => hung.close(() => resolve()));
@@ -360,7 +360,7 @@ describe('KubeClient retries', () => {
     const kube = new KubeClient(connection(`http://127.0.0.1:${port}`), { signal: controller.signal });
     setTimeout(() => controller.abort(new Error('the deadline is near')), 50);
     const started = Date.now();
-    await assert.rejects(kube.listNamespaces(), /stopped: the deadline is near/);
+    await assert.rejects(kube.listNamespaces(), /abandoned: the deadline is near/);
     assert.ok(Date.now() - started < 5000, 'did not wait out the 30 s Retry-After');
     assert.equal(kube.stats.byVerb.list, 1, 'the retry after the pause was not sent');
     const created = await kube.createSecret('team-a', {
