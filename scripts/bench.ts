@@ -25,12 +25,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { build } from 'esbuild';
-import pLimit from 'p-limit';
 import { parseConfig } from '../lib/config.ts';
-import { adminApi, applyRbac, credentialFile, PATCHER_GROUP, tempDir } from '../test/integration/fixture.ts';
+import {
+  applyRbac,
+  createNamespaces,
+  credentialFile,
+  PATCHER_GROUP,
+  tempDir,
+} from '../test/integration/fixture.ts';
 import { type Rig, startRig, type TestCluster } from '../test/rig/cluster.ts';
 import { type FaultProxy, startFaultProxy } from '../test/rig/fault-proxy.ts';
-import { waitFor } from '../test/rig/ports.ts';
 import type { ChildResult, EngineJob, FloorJob } from './bench-child.ts';
 import { BUILD_OPTIONS, bundle } from './bundle.ts';
 
@@ -94,31 +98,20 @@ async function child(job: EngineJob | FloorJob): Promise<ChildResult> {
 }
 
 /** Creates `prefix-0..n-1` as admin, with progress, and waits for their `default` accounts. */
-async function createNamespaces(cluster: TestCluster, prefix: string, n: number): Promise<string[]> {
-  const { core } = adminApi(cluster);
+async function createMany(cluster: TestCluster, prefix: string, n: number): Promise<string[]> {
   const names = Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
-  const limit = pLimit(16);
-  let done = 0;
   let shown = Date.now();
-  await Promise.all(
-    names.map((name) =>
-      limit(async () => {
-        await core.createNamespace({ body: { metadata: { name } } });
-        done++;
-        if (Date.now() - shown > 2000) {
-          shown = Date.now();
-          say(`    ${cluster.name}: created ${done}/${n} namespaces`);
-        }
-      }),
-    ),
-  );
-  await waitFor(
-    `default service accounts in ${n} namespaces`,
-    async () => {
-      const list = await core.listServiceAccountForAllNamespaces({ fieldSelector: 'metadata.name=default' });
-      return list.items.filter((sa) => sa.metadata?.namespace?.startsWith(`${prefix}-`)).length === n;
+  await createNamespaces(
+    cluster,
+    names.map((name) => ({ name })),
+    {
+      timeoutMs: 600_000,
+      onProgress: (created, total) => {
+        if (Date.now() - shown < 2000) return;
+        shown = Date.now();
+        say(`    ${cluster.name}: created ${created}/${total} namespaces`);
+      },
     },
-    600_000,
   );
   return names;
 }
@@ -168,7 +161,7 @@ async function measureScale(n: number): Promise<Result> {
   say(`${n} namespaces: starting a cluster`);
   const rig = await startRig({ clusters: 1 });
   try {
-    const names = await createNamespaces(rig.clusters[0]!, 'bench', n);
+    const names = await createMany(rig.clusters[0]!, 'bench', n);
     const cred = credentialFile(tempDir(), 'bench');
     const engineMapping = mapping('regcred', cred.path, 'bench-*');
     // The floor writes its own secret name; the identity may write both.
@@ -231,7 +224,7 @@ async function measureFanout(k: number, n: number, latency: number): Promise<Fan
   const rig = await startRig({ clusters: k });
   const proxies: FaultProxy[] = [];
   try {
-    await Promise.all(rig.clusters.map((cluster) => createNamespaces(cluster, 'fan', n)));
+    await Promise.all(rig.clusters.map((cluster) => createMany(cluster, 'fan', n)));
     const cred = credentialFile(tempDir(), 'fanout');
     const single = mapping('fan-single', cred.path, 'fan-*');
     const all = mapping('fan-all', cred.path, 'fan-*');

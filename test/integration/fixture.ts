@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, type KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
+import pLimit from 'p-limit';
 import { kubeConnection } from '../../lib/clusters.ts';
 import { type Config, type ConfigInput, parseConfig } from '../../lib/config.ts';
 import { rbacObjects } from '../../lib/rbac.ts';
@@ -98,7 +99,10 @@ export function patcher(cluster: TestCluster): Patcher {
   };
 }
 
-/** Creates namespaces (with labels/annotations) and waits for their `default` service accounts. */
+/**
+ * Creates namespaces (with labels/annotations), 16 at a time, and waits for
+ * their `default` service accounts. `onProgress` hears each creation.
+ */
 export async function createNamespaces(
   cluster: TestCluster,
   namespaces: readonly {
@@ -106,14 +110,28 @@ export async function createNamespaces(
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
   }[],
+  options: { onProgress?: (created: number, total: number) => void; timeoutMs?: number } = {},
 ): Promise<void> {
   const { core } = adminApi(cluster);
-  await Promise.all(namespaces.map((ns) => core.createNamespace({ body: { metadata: ns } })));
+  const limit = pLimit(16);
+  let created = 0;
+  await Promise.all(
+    namespaces.map((ns) =>
+      limit(async () => {
+        await core.createNamespace({ body: { metadata: ns } });
+        options.onProgress?.(++created, namespaces.length);
+      }),
+    ),
+  );
   const names = new Set(namespaces.map((n) => n.name));
-  await waitFor('default service accounts', async () => {
-    const list = await core.listServiceAccountForAllNamespaces({ fieldSelector: 'metadata.name=default' });
-    return list.items.filter((sa) => names.has(sa.metadata?.namespace ?? '')).length === names.size;
-  });
+  await waitFor(
+    `default service accounts in ${names.size} namespaces`,
+    async () => {
+      const list = await core.listServiceAccountForAllNamespaces({ fieldSelector: 'metadata.name=default' });
+      return list.items.filter((sa) => names.has(sa.metadata?.namespace ?? '')).length === names.size;
+    },
+    options.timeoutMs,
+  );
 }
 
 export function writes(report: ClusterReport): number {
