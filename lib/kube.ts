@@ -127,14 +127,12 @@ function toServiceAccount(sa: V1ServiceAccount): ServiceAccountInfo {
 }
 
 /** Reads the Status reason from an error response's body (raw text). */
-function statusReason(body: unknown): { reason: string; message: string } {
-  let parsed: unknown = body;
-  if (typeof body === 'string') {
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      return { reason: '', message: '' };
-    }
+function statusReason(body: string): { reason: string; message: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return { reason: '', message: '' };
   }
   const status = (parsed ?? {}) as { reason?: unknown; message?: unknown };
   return {
