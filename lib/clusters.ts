@@ -54,13 +54,13 @@ export function kubeConfigFor(cluster: KubeClusterConfig): KubeConfig {
 export async function kubeConnection(kc: KubeConfig): Promise<KubeConnection> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new ClusterAccessError('the kubeconfig has no current cluster');
-  const credentials = async (): Promise<Credentials & { options: https.RequestOptions }> => {
+  // TLS, auth headers and (through a proxy) the agent, as client-node applies them.
+  const requestOptions = async (): Promise<https.RequestOptions> => {
     const options: https.RequestOptions = {};
     await kc.applyToHTTPSOptions(options);
-    const headers = Object.fromEntries(Object.entries(options.headers ?? {}).map(([k, v]) => [k, String(v)]));
-    return { headers, ...(typeof options.auth === 'string' ? { auth: options.auth } : {}), options };
+    return options;
   };
-  const { options } = await credentials();
+  const options = await requestOptions();
   const agent = cluster.proxyUrl
     ? (options.agent as https.Agent)
     : keepAliveAgent(cluster.server, {
@@ -75,9 +75,12 @@ export async function kubeConnection(kc: KubeConfig): Promise<KubeConnection> {
   return {
     server: cluster.server,
     agent,
-    credentials: async () => {
-      const { headers, auth } = await credentials();
-      return { headers, ...(auth ? { auth } : {}) };
+    credentials: async (): Promise<Credentials> => {
+      const { headers = {}, auth } = await requestOptions();
+      return {
+        headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, String(v)])),
+        ...(typeof auth === 'string' ? { auth } : {}),
+      };
     },
   };
 }
